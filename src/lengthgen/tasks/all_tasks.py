@@ -1,0 +1,3 @@
+"""Importing this module registers every task family."""
+
+from . import sparse  # noqa: F401

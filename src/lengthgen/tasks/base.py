@@ -1,0 +1,168 @@
+"""The task protocol: a task is a generator of examples, not a dataset file.
+
+Every task produces `Example`s for a decoder-only model. `inputs[t]` is fed at position t and
+`targets[t]` is what the model must predict there; `loss_mask[t]` says which targets are scored.
+For tasks whose answer is generated (`<bos> input <sep> answer <eos>`), `targets` is `inputs`
+shifted by one and `answer_start` is the position of `<sep>`: from there on each prediction is
+fed back as the next input. Labelling tasks (formal languages) predict a label at every
+position that is never fed back, so they have `answer_start=None`.
+
+Position IDs are data (DESIGN §2): a task may return its own `position_ids` (position coupling,
+Abacus, ...); `None` means the usual 0..T-1.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+SPECIALS = ("<pad>", "<bos>", "<sep>", "<eos>")
+PAD, BOS, SEP, EOS = range(4)
+
+
+class Vocab:
+    """Special tokens first (fixed ids 0-3), then the task's symbols in a fixed global order."""
+
+    def __init__(self, symbols):
+        symbols = list(symbols)
+        clash = set(symbols) & set(SPECIALS)
+        if clash or len(set(symbols)) != len(symbols):
+            raise ValueError(f"vocabulary symbols must be unique and not special tokens: {symbols}")
+        self.itos = list(SPECIALS) + symbols
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __getitem__(self, symbol: str) -> int:
+        return self.stoi[symbol]
+
+    def encode(self, symbols) -> np.ndarray:
+        return np.array([self.stoi[s] for s in symbols], dtype=np.int64)
+
+    def decode(self, ids) -> list[str]:
+        return [self.itos[int(i)] for i in ids]
+
+
+@dataclass
+class Example:
+    inputs: np.ndarray  # int64 [T]
+    targets: np.ndarray  # int64 [T]
+    loss_mask: np.ndarray  # bool [T]
+    length: int  # the task's own input length n
+    answer_start: int | None = None  # index of <sep>; None for labelling tasks
+    position_ids: np.ndarray | None = None  # int64 [T]; None = arange(T)
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. {"k": 3}
+
+    def __post_init__(self):
+        T = len(self.inputs)
+        if not (len(self.targets) == len(self.loss_mask) == T):
+            raise ValueError("inputs, targets and loss_mask must have the same length")
+        if self.position_ids is not None and len(self.position_ids) != T:
+            raise ValueError("position_ids must have one entry per input token")
+
+
+def sequence_example(seq, answer_start: int, length: int, scored_from: int | None = None,
+                     scored_to: int | None = None, **kw) -> Example:
+    """Example for `<bos> input <sep> answer <eos>`-style tasks: next-token prediction on `seq`.
+
+    Targets at positions `scored_from..scored_to-1` (default: `answer_start` to the end, i.e. the
+    answer and `<eos>`) are scored.
+    """
+    seq = np.asarray(seq, dtype=np.int64)
+    inputs, targets = seq[:-1], seq[1:]
+    mask = np.zeros(len(inputs), dtype=bool)
+    lo = answer_start if scored_from is None else scored_from
+    hi = len(inputs) if scored_to is None else scored_to
+    mask[lo:hi] = True
+    return Example(inputs, targets, mask, length=length, answer_start=answer_start, **kw)
+
+
+class Task(ABC):
+    """A task: a vocabulary, a notion of length and a sampler.
+
+    Subclasses set `name`, `summary` (one line), `format` (exact documented format) and
+    implement `sample` and `seq_len`. Constructor keyword arguments are the task's parameters.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    format: ClassVar[str] = ""
+    # The task's default train length range and evaluation bins (inclusive).
+    default_train_lengths: ClassVar[tuple[int, int]] = (1, 50)
+    default_eval_bins: ClassVar[tuple[tuple[int, int], ...]] = ((1, 50), (51, 100), (101, 150))
+    min_length: ClassVar[int] = 1
+
+    vocab: Vocab
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator, length: int, **overrides) -> Example:
+        """One example of input length `length`; `overrides` fix a breakdown variable (e.g. k)."""
+
+    @abstractmethod
+    def seq_len(self, length: int) -> int:
+        """Upper bound on the number of input tokens T of an example of input length `length`."""
+
+    def breakdown(self) -> dict[str, list]:
+        """Variables evaluation reports separately, with their values, e.g. {"k": [1, 2, 3]}."""
+        return {}
+
+    def max_offset(self, length: int, max_length: int) -> int:
+        """Largest random APE position offset for an example of `length` when the model must
+        serve lengths up to `max_length` (DESIGN §4.2): every position embedding gets trained."""
+        return max(0, self.seq_len(max_length) - self.seq_len(length))
+
+    def check_length(self, length: int) -> None:
+        if length < self.min_length:
+            raise ValueError(f"task {self.name!r}: length {length} is below its minimum {self.min_length}")
+
+    def render(self, ex: Example) -> str:
+        """Human-readable form of an example: the full sequence, answer included."""
+        if ex.answer_start is None:
+            ins = " ".join(self.vocab.decode(ex.inputs))
+            labels = " ".join(self.vocab.decode(ex.targets[ex.loss_mask]))
+            return f"{ins}  ->  labels: {labels}"
+        seq = list(ex.inputs) + [ex.targets[-1]]
+        return " ".join(self.vocab.decode(seq))
+
+    def params(self) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in _init_params(type(self))}
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    if cls.name in TASKS:
+        raise ValueError(f"task {cls.name!r} registered twice")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def _init_params(cls) -> list[str]:
+    sig = inspect.signature(cls.__init__)
+    return [p for p in sig.parameters if p != "self"]
+
+
+def make_task(name: str, **params) -> Task:
+    """Build a registered task; unknown names or parameters fail with the allowed values."""
+    from . import all_tasks  # noqa: F401  (registers every family)
+
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(sorted(TASKS))}")
+    cls = TASKS[name]
+    allowed = _init_params(cls)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"task {name!r} has no parameter(s) {unknown}; allowed: {allowed}")
+    return cls(**params)
+
+
+def available_tasks() -> list[str]:
+    from . import all_tasks  # noqa: F401
+
+    return sorted(TASKS)
