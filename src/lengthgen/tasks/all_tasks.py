@@ -1,3 +1,4 @@
 """Importing this module registers every task family."""
 
 from . import sparse  # noqa: F401
+from . import algorithmic  # noqa: F401

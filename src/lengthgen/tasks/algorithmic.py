@@ -1,0 +1,271 @@
+"""The algorithmic suite of Huang et al. (2025; DESIGN §4.2).
+
+Every task has the layout `<bos> x1 … xn <sep> answer <eos>`: n is the number of input tokens
+x1..xn, `<sep>` sits at index n+1 (`answer_start`) and the loss covers the answer and `<eos>`.
+
+    task                     input x1..xn                         answer
+    bin_majority             bits, #zeros uniform in [0,n], no tie    the majority bit
+    majority                 i.i.d. letters a–z, unique mode          the mode
+    bin_majority_interleave  three tie-free bit strings of n/3,       majority bit of each string
+                             interleaved (x1 = s1[0], x2 = s2[0], …)  (3 tokens)
+    unique_copy              n distinct tokens of 150 ("0"…"149")     the input
+    repeat_copy              i.i.d. letters a/b                       the input
+    sort                     n distinct tokens of 150 ("0"…"149")     the input in numeric order
+    parity                   bits, #ones uniform in [0,n]             `even` or `odd` (#ones)
+    addition                 `a + b =` in binary, MSB first           a+b in binary, MSB first
+
+Valid lengths: n ≥ 1; bin_majority_interleave needs n to be a multiple of 3; unique_copy and
+sort need n ≤ 150 (the vocabulary); addition needs n ≥ 4. `sample` raises ValueError for any
+other n, and `valid_lengths(lo, hi)` lists the valid lengths of a bin, so training and
+evaluation draw only those.
+
+APE random offsets (DESIGN §4.2, with `max_length` in place of the paper's 150): offset ∈
+[0, max_length−n] for the tasks with a short answer (both majorities, the interleaved one with
+its three answer tokens, parity), [0, 2(max_length−n)] for unique_copy, repeat_copy and sort,
+[0, 2·max_length−n] for addition.
+"""
+
+from __future__ import annotations
+
+from string import ascii_lowercase
+from typing import ClassVar
+
+import numpy as np
+
+from .base import BOS, EOS, SEP, SPECIALS, Task, Vocab, register_task, sequence_example
+
+# Vocab puts the specials first and then the symbols in order, so symbol i has id FIRST_SYMBOL + i.
+FIRST_SYMBOL = len(SPECIALS)
+LETTERS = tuple(ascii_lowercase)
+DISTINCT_TOKENS = tuple(str(i) for i in range(150))
+
+
+def tie_free_bits(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n bits whose number of zeros is uniform over [0, n] without the tie n/2, in random order."""
+    while True:
+        zeros = int(rng.integers(0, n + 1))
+        if 2 * zeros != n:
+            break
+    bits = np.ones(n, dtype=np.int64)
+    bits[:zeros] = 0
+    return rng.permutation(bits)
+
+
+def majority_bit(bits: np.ndarray) -> int:
+    return int(2 * bits.sum() > len(bits))
+
+
+class _Algorithmic(Task):
+    """Shared layout and length rules; subclasses draw the input and the answer as symbol indices."""
+
+    symbols: ClassVar[tuple[str, ...]]
+    length_multiple: ClassVar[int] = 1
+    max_input_length: ClassVar[int | None] = None
+
+    def __init__(self):
+        self.vocab = Vocab(self.symbols)
+
+    def draw(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Input and answer of one example, as indices into `symbols`."""
+        raise NotImplementedError
+
+    def max_answer_len(self, n: int) -> int:
+        raise NotImplementedError
+
+    def sample(self, rng, length):
+        self.check_length(length)
+        xs, answer = self.draw(rng, length)
+        seq = np.concatenate([[BOS], FIRST_SYMBOL + xs, [SEP], FIRST_SYMBOL + answer, [EOS]])
+        return sequence_example(seq, answer_start=length + 1, length=length)
+
+    def seq_len(self, length):
+        # <bos>, n inputs, <sep> and the answer are fed; the final <eos> is only a target.
+        return length + 2 + self.max_answer_len(length)
+
+    def max_offset(self, length, max_length):
+        return max(0, max_length - length)
+
+    def check_length(self, length):
+        super().check_length(length)
+        if self.max_input_length is not None and length > self.max_input_length:
+            raise ValueError(f"task {self.name!r}: length {length} is above its maximum {self.max_input_length}")
+        if length % self.length_multiple:
+            raise ValueError(f"task {self.name!r}: length {length} is not a multiple of {self.length_multiple}")
+
+    def valid_lengths(self, lo: int, hi: int) -> range:
+        """The lengths in the inclusive bin [lo, hi] that `sample` accepts."""
+        first = max(lo, self.min_length)
+        first += -first % self.length_multiple
+        last = hi if self.max_input_length is None else min(hi, self.max_input_length)
+        return range(first, last + 1, self.length_multiple)
+
+
+@register_task
+class BinMajority(_Algorithmic):
+    name = "bin_majority"
+    summary = "majority bit of a binary string"
+    format = ("<bos> x1 … xn <sep> y <eos>; x ∈ {0,1} with the number of zeros uniform in [0,n], ties "
+              "rejected; y = the majority bit. E.g. <bos> 0 1 1 <sep> 1 <eos>")
+    symbols = ("0", "1")
+
+    def draw(self, rng, n):
+        bits = tie_free_bits(rng, n)
+        return bits, np.array([majority_bit(bits)])
+
+    def max_answer_len(self, n):
+        return 1
+
+
+@register_task
+class Majority(_Algorithmic):
+    name = "majority"
+    summary = "most frequent letter of a string over a–z"
+    format = ("<bos> x1 … xn <sep> y <eos>; x i.i.d. uniform over a–z, resampled until the most frequent "
+              "letter is unique; y = that letter. E.g. <bos> c a c <sep> c <eos>")
+    symbols = LETTERS
+
+    def draw(self, rng, n):
+        while True:
+            letters = rng.integers(0, len(LETTERS), n)
+            counts = np.bincount(letters, minlength=len(LETTERS))
+            if np.count_nonzero(counts == counts.max()) == 1:
+                return letters, np.array([counts.argmax()])
+
+    def max_answer_len(self, n):
+        return 1
+
+
+@register_task
+class BinMajorityInterleave(_Algorithmic):
+    name = "bin_majority_interleave"
+    summary = "majority bits of three interleaved binary strings"
+    format = ("<bos> x1 … xn <sep> y1 y2 y3 <eos>; n = 3m; three tie-free binary strings s1, s2, s3 of "
+              "length m (each drawn as in bin_majority) interleaved as s1[0] s2[0] s3[0] s1[1] …; "
+              "yi = the majority bit of si. E.g. <bos> 0 1 1 0 1 0 1 0 0 <sep> 0 1 0 <eos>")
+    symbols = ("0", "1")
+    length_multiple = 3
+    min_length = 3
+    default_train_lengths = (3, 48)
+    default_eval_bins = ((3, 48), (51, 99), (102, 150))
+
+    def draw(self, rng, n):
+        strings = [tie_free_bits(rng, n // 3) for _ in range(3)]
+        # Row-major flattening of the [m, 3] stack puts position j of every string together.
+        return np.stack(strings, axis=1).reshape(-1), np.array([majority_bit(s) for s in strings])
+
+    def max_answer_len(self, n):
+        return 3
+
+
+class _WholeSequenceAnswer(_Algorithmic):
+    """Tasks whose answer is as long as the input: the APE offset range doubles (DESIGN §4.2)."""
+
+    def max_answer_len(self, n):
+        return n
+
+    def max_offset(self, length, max_length):
+        return 2 * max(0, max_length - length)
+
+
+class _DistinctTokens(_WholeSequenceAnswer):
+    """n distinct tokens out of 150, so n is capped at 150."""
+
+    symbols = DISTINCT_TOKENS
+    max_input_length = len(DISTINCT_TOKENS)
+
+    def draw(self, rng, n):
+        tokens = rng.choice(len(DISTINCT_TOKENS), size=n, replace=False)
+        return tokens, self.answer(tokens)
+
+    def answer(self, tokens: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@register_task
+class UniqueCopy(_DistinctTokens):
+    name = "unique_copy"
+    summary = "copy a sequence of distinct tokens"
+    format = ("<bos> x1 … xn <sep> x1 … xn <eos>; n ≤ 150 distinct tokens drawn uniformly from \"0\"…\"149\"; "
+              "the answer repeats the input. E.g. <bos> 17 3 140 <sep> 17 3 140 <eos>")
+
+    def answer(self, tokens):
+        return tokens
+
+
+@register_task
+class Sort(_DistinctTokens):
+    name = "sort"
+    summary = "sort a sequence of distinct tokens"
+    format = ("<bos> x1 … xn <sep> y1 … yn <eos>; n ≤ 150 distinct tokens drawn uniformly from \"0\"…\"149\"; "
+              "y = the input in ascending numeric order (token ids follow the same order). "
+              "E.g. <bos> 17 3 140 <sep> 3 17 140 <eos>")
+
+    def answer(self, tokens):
+        return np.sort(tokens)
+
+
+@register_task
+class RepeatCopy(_WholeSequenceAnswer):
+    name = "repeat_copy"
+    summary = "copy a sequence over {a, b}"
+    format = ("<bos> x1 … xn <sep> x1 … xn <eos>; x i.i.d. uniform over {a,b}; the answer repeats the "
+              "input. E.g. <bos> a b b <sep> a b b <eos>")
+    symbols = ("a", "b")
+
+    def draw(self, rng, n):
+        letters = rng.integers(0, 2, n)
+        return letters, letters
+
+
+@register_task
+class Parity(_Algorithmic):
+    name = "parity"
+    summary = "parity of the number of ones in a binary string"
+    format = ("<bos> x1 … xn <sep> y <eos>; x ∈ {0,1} with the number of ones uniform in [0,n]; "
+              "y = `even` or `odd`, the parity of that number (own tokens, not bits). "
+              "E.g. <bos> 1 0 1 <sep> even <eos>")
+    symbols = ("0", "1", "even", "odd")
+
+    def draw(self, rng, n):
+        ones = int(rng.integers(0, n + 1))
+        bits = np.zeros(n, dtype=np.int64)
+        bits[:ones] = 1
+        return rng.permutation(bits), np.array([self.symbols.index("even") + ones % 2])
+
+    def max_answer_len(self, n):
+        return 1
+
+
+@register_task
+class Addition(_Algorithmic):
+    name = "addition"
+    summary = "binary addition, most significant bit first"
+    format = ("<bos> a + b = <sep> s <eos>; a, b, s in binary, most significant bit first, no leading "
+              "zeros (0 is the single digit 0); n = len(a) + len(b) + 2 counts the `+` and `=`; "
+              "len(a) is uniform in [1, n−3] and len(b) = n−2−len(a); a one-digit operand is 0 or 1, a "
+              "longer one is 1 followed by uniform bits; s = a + b. E.g. <bos> 1 0 1 + 1 1 = <sep> 1 0 0 0 <eos>")
+    symbols = ("0", "1", "+", "=")
+    min_length = 4
+    default_train_lengths = (4, 50)
+    default_eval_bins = ((4, 50), (51, 100), (101, 150))
+
+    @staticmethod
+    def operand(rng, digits: int) -> np.ndarray:
+        if digits == 1:
+            return rng.integers(0, 2, 1)
+        return np.concatenate([[1], rng.integers(0, 2, digits - 1)])
+
+    def draw(self, rng, n):
+        a_digits = int(rng.integers(1, n - 2))
+        a, b = self.operand(rng, a_digits), self.operand(rng, n - 2 - a_digits)
+        plus, equals = self.symbols.index("+"), self.symbols.index("=")
+        total = int("".join(map(str, a)), 2) + int("".join(map(str, b)), 2)
+        answer = np.array([int(bit) for bit in f"{total:b}"])
+        return np.concatenate([a, [plus], b, [equals]]), answer
+
+    def max_answer_len(self, n):
+        # The longer operand has at most n−3 digits, and a carry adds one.
+        return n - 2
+
+    def max_offset(self, length, max_length):
+        return max(0, 2 * max_length - length)
