@@ -116,6 +116,10 @@ class Task(ABC):
         serve lengths up to `max_length` (DESIGN §4.2): every position embedding gets trained."""
         return max(0, self.seq_len(max_length) - self.seq_len(length))
 
+    def valid_lengths(self, lo: int, hi: int) -> range:
+        """The lengths in the inclusive bin [lo, hi] that `sample` accepts."""
+        return range(max(lo, self.min_length), hi + 1)
+
     def check_length(self, length: int) -> None:
         if length < self.min_length:
             raise ValueError(f"task {self.name!r}: length {length} is below its minimum {self.min_length}")

@@ -1,0 +1,251 @@
+"""The `lengthgen` command line: train, eval, run, report, tasks, predict, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError, load_run_config, merged, read_yaml
+
+DEFAULT_ROOT = "lengthgen-runs"
+PRESET_DIRS = [Path.cwd() / "presets", Path(__file__).resolve().parents[2] / "presets"]
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+
+def _parse_set(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE (dotted key, YAML value), got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def _parse_bins(text: str) -> list[list[int]]:
+    bins = []
+    for part in text.split(","):
+        try:
+            lo, hi = (int(x) for x in part.split("-"))
+        except ValueError:
+            raise ConfigError(f"--bins expects LO-HI[,LO-HI...], got {text!r}") from None
+        bins.append([lo, hi])
+    return bins
+
+
+def find_preset(name: str) -> Path:
+    p = Path(name)
+    if p.exists():
+        return p
+    for d in PRESET_DIRS:
+        for cand in (d / name, d / f"{name}.yaml"):
+            if cand.exists():
+                return cand
+    known = sorted({f.stem for d in PRESET_DIRS if d.is_dir() for f in d.glob("*.yaml")})
+    raise ConfigError(f"no experiment file or preset {name!r}; presets: {', '.join(known) or '(none found)'}")
+
+
+def cmd_train(args):
+    from .store import ResultsStore
+    from .train import train_run
+
+    data = read_yaml(args.config) if args.config else {}
+    overrides = _parse_set(args.set)
+    for flag, key in [("task", "task.name"), ("positional", "model.positional"), ("seed", "seed"),
+                      ("steps", "train.steps"), ("name", "name")]:
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    if args.bins:
+        overrides["task.eval_bins"] = _parse_bins(args.bins)
+    data = merged(data, overrides)
+    if "task" not in data:
+        raise ConfigError("no task given: use --task NAME or a --config file with a 'task' section")
+    cfg = load_run_config(data)
+    store = ResultsStore(args.root)
+    with _progress() as progress:
+        run = train_run(cfg, store, progress=progress, force=args.force)
+    _print_run(store, run)
+
+
+def _print_run(store, run):
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run {run['key']} ({run['status']}, {run['wall_time']:.1f}s, {run['steps_done']} steps)")
+    for col in ("bin", "group", "exact_match_tf", "exact_match_greedy", "token_acc"):
+        table.add_column(col)
+    cells = {}
+    for m in store.metrics(keys=[run["key"]]):
+        cells.setdefault((m["lo"], m["hi"], m["grp"]), {})[m["metric"]] = m["value"]
+    for (lo, hi, grp), vals in sorted(cells.items()):
+        table.add_row(f"[{lo},{hi}]", grp or "all",
+                      *(f"{vals[m]:.3f}" if m in vals else "-" for m in ("exact_match_tf", "exact_match_greedy", "token_acc")))
+    Console().print(table)
+
+
+def cmd_eval(args):
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from .evaluate import evaluate
+    from .train import load_model, resolve_device
+
+    path = Path(args.model)
+    if not path.exists():
+        path = Path(args.root) / "models" / f"{args.model}.pt"
+    if not path.exists():
+        raise ConfigError(f"no model file or finished run key {args.model!r} (looked in {Path(args.root) / 'models'})")
+    device = resolve_device(args.device)
+    model, cfg = load_model(path, device)
+    task = cfg.task.build()
+    bins = _parse_bins(args.bins) if args.bins else cfg.task.eval_bins
+    for lo, _ in bins:
+        if lo < task.min_length:
+            raise ConfigError(f"bin starting at {lo} is below task {task.name!r}'s minimum length {task.min_length}")
+    with torch.no_grad():
+        rows = evaluate(model, task, bins, args.examples or cfg.eval.examples_per_bin, cfg.eval.batch_size, device,
+                        cfg.train.bf16, not args.no_greedy)
+    table = Table(title=f"{cfg.name or cfg.task.name}: {path}")
+    for col in ("bin", "group", "metric", "value", "count"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(f"[{r['lo']},{r['hi']}]", r["grp"] or "all", r["metric"], f"{r['value']:.3f}", str(r["count"]))
+    Console().print(table)
+
+
+def cmd_run(args):
+    from .experiment import load_experiment
+    from .store import ResultsStore
+    from .train import train_run
+
+    configs = load_experiment(find_preset(args.experiment))
+    if args.only:
+        configs = [c for c in configs if args.only in (c.name or "")]
+    store = ResultsStore(args.root)
+    todo = [c for c in configs if not store.is_finished(c.key())]
+    print(f"experiment {configs[0].experiment}: {len(configs)} runs, {len(configs) - len(todo)} already finished")
+    with _progress() as progress:
+        overall = progress.add_task("experiment", total=len(configs), completed=len(configs) - len(todo))
+        for cfg in todo:
+            train_run(cfg, store, progress=progress)
+            progress.advance(overall)
+    if not args.no_report:
+        from .report import report
+
+        report(store, experiment=configs[0].experiment, out_dir=Path(args.root) / "plots")
+
+
+def cmd_report(args):
+    from .report import report
+    from .store import ResultsStore
+
+    store = ResultsStore(args.root)
+    out = report(store, experiment=args.experiment, metric=args.metric, out_dir=Path(args.out), markdown=args.markdown)
+    for p in out:
+        if isinstance(p, Path):
+            print(f"wrote {p}")
+
+
+def cmd_tasks(args):
+    import numpy as np
+
+    from .tasks import available_tasks, make_task
+
+    names = [args.name] if args.name else available_tasks()
+    for name in names:
+        task = make_task(name)
+        lo, hi = task.default_train_lengths
+        n = max(task.min_length, min(hi, 12))
+        ex = task.sample(np.random.default_rng(0), n)
+        print(f"{name}: {task.summary}")
+        print(f"  format:  {task.format}")
+        print(f"  params:  {task.params()}")
+        print(f"  lengths: train {list(task.default_train_lengths)}, eval bins {[list(b) for b in task.default_eval_bins]}")
+        print(f"  example (n={ex.length}): {task.render(ex)}\n")
+
+
+def cmd_predict(args):
+    from .crasp.library import describe
+
+    print(describe(args.task))
+
+
+def cmd_demo(args):
+    args.experiment = str(find_preset("demo"))
+    args.only = None
+    args.no_report = False
+    cmd_run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lengthgen", description=__doc__)
+    p.add_argument("--root", default=DEFAULT_ROOT, help="results directory (default: ./lengthgen-runs)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train and evaluate one run")
+    t.add_argument("--config", help="YAML run config")
+    t.add_argument("--task", help="task name (see `lengthgen tasks`)")
+    t.add_argument("--positional", help="positional scheme")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--steps", type=int)
+    t.add_argument("--name")
+    t.add_argument("--bins", help="evaluation bins LO-HI,LO-HI,... (inclusive)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field, e.g. model.d_model=64")
+    t.add_argument("--force", action="store_true", help="retrain even if the run is finished")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a finished run's model on length bins")
+    e.add_argument("model", help="run key or path to a models/<key>.pt file")
+    e.add_argument("--bins", help="LO-HI,LO-HI,... (default: the run's bins)")
+    e.add_argument("--examples", type=int, help="examples per bin")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--no-greedy", action="store_true", help="skip autoregressive decoding")
+    e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("run", help="run an experiment file or preset (finished runs are skipped)")
+    r.add_argument("experiment", help="path to EXPERIMENT.yaml or a preset name")
+    r.add_argument("--only", help="run only points whose name contains this text")
+    r.add_argument("--no-report", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="tables and plots from the results store")
+    rep.add_argument("--experiment")
+    rep.add_argument("--metric", default="exact_match_greedy")
+    rep.add_argument("--out", default=f"{DEFAULT_ROOT}/plots")
+    rep.add_argument("--markdown", action="store_true")
+    rep.set_defaults(func=cmd_report)
+
+    ts = sub.add_parser("tasks", help="list tasks with their formats and an example")
+    ts.add_argument("name", nargs="?")
+    ts.set_defaults(func=cmd_tasks)
+
+    pr = sub.add_parser("predict", help="C-RASP program, fragment and predicted outcome for a task")
+    pr.add_argument("task")
+    pr.set_defaults(func=cmd_predict)
+
+    d = sub.add_parser("demo", help="a <=5-minute CPU slice of the sparsity experiment: table + plot")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, ValueError) as err:
+        print(f"lengthgen: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""From examples to tensors: training batches drawn on the fly and fixed evaluation sets.
+
+Every training batch is a pure function of (seed, step): `SeedSequence([seed, step])` seeds it.
+A resumed run therefore sees exactly the batches it would have seen, and data-parallel ranks can
+split a step's batch without coordination. Evaluation sets use the separate EVAL_STREAM entropy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import EVAL_STREAM
+from .tasks import PAD, Example, Task
+
+IGNORE = -100  # cross-entropy ignore index for unscored targets
+
+
+@dataclass
+class Batch:
+    inputs: torch.Tensor  # [B, T] int64, right-padded with <pad>
+    targets: torch.Tensor  # [B, T] int64, IGNORE where unscored or padding
+    position_ids: torch.Tensor  # [B, T] int64
+    examples: list[Example]
+
+    def to(self, device) -> "Batch":
+        return Batch(self.inputs.to(device), self.targets.to(device), self.position_ids.to(device), self.examples)
+
+
+def collate(examples: list[Example], offsets=None) -> Batch:
+    """Right-pad a list of examples. With causal attention, right padding never influences the
+    real positions, so no key-padding mask is needed. `offsets` shift each example's IDs."""
+    T = max(len(e.inputs) for e in examples)
+    B = len(examples)
+    inputs = np.full((B, T), PAD, dtype=np.int64)
+    targets = np.full((B, T), IGNORE, dtype=np.int64)
+    positions = np.zeros((B, T), dtype=np.int64)
+    for b, e in enumerate(examples):
+        n = len(e.inputs)
+        inputs[b, :n] = e.inputs
+        targets[b, :n] = np.where(e.loss_mask, e.targets, IGNORE)
+        pos = np.arange(n) if e.position_ids is None else e.position_ids
+        positions[b, :n] = pos + (0 if offsets is None else offsets[b])
+        positions[b, n:] = positions[b, n - 1]  # keep padding IDs in range
+    return Batch(torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(positions), examples)
+
+
+def train_batch(task: Task, seed: int, step: int, batch_size: int, lengths: tuple[int, int],
+                offset_max_length: int | None) -> Batch:
+    """The batch of training step `step`. With `offset_max_length`, each example gets a random
+    position offset in [0, task.max_offset(n, offset_max_length)] (APE, DESIGN §4.2)."""
+    rng = np.random.default_rng([seed, step])
+    valid = task.valid_lengths(*lengths)
+    ns = [valid[i] for i in rng.integers(0, len(valid), batch_size)]
+    examples = [task.sample(rng, int(n)) for n in ns]
+    offsets = None
+    if offset_max_length is not None:
+        offsets = [int(rng.integers(0, task.max_offset(int(n), offset_max_length) + 1)) for n in ns]
+    return collate(examples, offsets)
+
+
+def eval_examples(task: Task, lo: int, hi: int, count: int, tag: int = 0, **overrides) -> list[Example]:
+    """A fixed evaluation set: `count` examples with lengths uniform over the task's valid lengths
+    in [lo, hi]. The set depends
+    only on (task parameters, bin, tag, overrides), never on a training seed."""
+    key = [EVAL_STREAM, tag, lo, hi] + [int(v) for v in overrides.values()]
+    rng = np.random.default_rng(key)
+    valid = task.valid_lengths(lo, hi)
+    return [task.sample(rng, valid[int(rng.integers(len(valid)))], **overrides) for _ in range(count)]
+
+
+def batches(examples: list[Example], batch_size: int):
+    """Evaluation batches of similar lengths, to waste little compute on padding."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].inputs))
+    for i in range(0, len(order), batch_size):
+        yield collate([examples[j] for j in order[i:i + batch_size]])

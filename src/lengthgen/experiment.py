@@ -1,0 +1,68 @@
+"""Experiment files: a base run config expanded over explicit runs and a grid.
+
+    experiment: golowich_sparsity_cpu
+    base:                      # a RunConfig (task, model, train, eval, seed)
+      task: {name: sparse_parity, params: {k: [1, 4]}}
+    runs:                      # optional: named points, dotted keys override `base`
+      - {name: K4, task.params.k: [1, 4]}
+      - {name: K6, task.params.k: [1, 6]}
+    grid:                      # optional: cartesian product, combined with every run
+      seed: [0, 1]
+
+Every point becomes a RunConfig whose key identifies it in the results store, so rerunning an
+experiment skips what is already finished.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from .config import ConfigError, RunConfig, load_run_config, merged, read_yaml
+
+EXPERIMENT_FIELDS = {"experiment", "description", "base", "runs", "grid"}
+
+
+def _label(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(str(v) for v in value)
+    return str(value)
+
+
+def expand(spec: dict, source: str = "experiment") -> list[RunConfig]:
+    unknown = sorted(set(spec) - EXPERIMENT_FIELDS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(EXPERIMENT_FIELDS)}")
+    if "base" not in spec:
+        raise ConfigError(f"{source}: missing 'base' (the run config every point starts from)")
+    name = spec.get("experiment") or Path(source).stem
+    runs = spec.get("runs") or [{}]
+    grid = spec.get("grid") or {}
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        raise ConfigError(f"{source}: 'runs' must be a list of mappings")
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ConfigError(f"{source}: 'grid' must map dotted config keys to non-empty lists")
+    configs, seen = [], set()
+    for run in runs:
+        run = dict(run)
+        run_name = run.pop("name", None)
+        for values in itertools.product(*grid.values()):
+            point = dict(zip(grid, values))
+            parts = [run_name] if run_name else []
+            parts += [f"{k.split('.')[-1]}={_label(v)}" for k, v in point.items() if len(grid[k]) > 1]
+            data = merged(merged(spec["base"], run), point)
+            data["experiment"] = name
+            data["name"] = " ".join(parts) or name
+            try:
+                cfg = load_run_config(data)
+            except ConfigError as err:
+                raise ConfigError(f"{source}, run {data['name']!r}: {err}") from None
+            if cfg.key() in seen:
+                raise ConfigError(f"{source}: run {data['name']!r} duplicates another point")
+            seen.add(cfg.key())
+            configs.append(cfg)
+    return configs
+
+
+def load_experiment(path: str | Path) -> list[RunConfig]:
+    return expand(read_yaml(path), str(path))

@@ -1,0 +1,193 @@
+"""Training loop: AdamW, warm-up then decay, clipping, on-the-fly data, checkpoints and resume.
+
+A run is identified by its config key. Checkpoints are written atomically to
+`<root>/checkpoints/<key>.pt`; rerunning the same config resumes from the latest one and, on
+CPU, ends with exactly the numbers of an uninterrupted run (batches depend only on seed and
+step). The finished run goes to the results store in one transaction, and its weights to
+`<root>/models/<key>.pt`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from .config import RunConfig
+from .data import IGNORE, train_batch
+from .evaluate import autocast, evaluate, in_distribution_accuracy
+from .model import Transformer, TransformerConfig
+from .regularizer import positional_attention_penalty
+from .store import ResultsStore
+from .tasks import Task
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def longest_length(cfg: RunConfig) -> int:
+    return max([cfg.task.train_lengths[1]] + [hi for _, hi in cfg.task.eval_bins])
+
+
+def uses_offsets(cfg: RunConfig, model: Transformer) -> bool:
+    mode = cfg.train.position_offset
+    return mode == "random" or (mode == "auto" and model.pos.has_table)
+
+
+def positions_needed(cfg: RunConfig, task: Task) -> int:
+    """Size of a position table that serves every evaluation length and every training offset."""
+    longest = longest_length(cfg)
+    need = task.seq_len(longest)
+    lo, hi = cfg.task.train_lengths
+    if cfg.train.position_offset != "none":
+        need = max([need] + [task.seq_len(n) + task.max_offset(n, longest) for n in range(lo, hi + 1)])
+    return need
+
+
+def build_model(cfg: RunConfig, task: Task) -> Transformer:
+    m = cfg.model
+    max_positions = m.max_positions or positions_needed(cfg, task)
+    return Transformer(TransformerConfig(
+        vocab_size=len(task.vocab), max_positions=max_positions, n_layers=m.n_layers, n_heads=m.n_heads,
+        d_model=m.d_model, d_mlp=m.d_mlp, tie_weights=m.tie_weights, positional=m.positional,
+        positional_params=dict(m.positional_params)))
+
+
+def lr_factor(step: int, cfg: RunConfig) -> float:
+    t = cfg.train
+    if step < t.warmup_steps:
+        return (step + 1) / t.warmup_steps
+    if t.schedule == "constant":
+        return 1.0
+    frac = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
+    if t.schedule == "linear":
+        return max(0.0, 1.0 - frac)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+
+
+def make_optimizer(model: Transformer, cfg: RunConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, LayerNorm gains (1-D parameters)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.train.lr, betas=cfg.train.betas)
+
+
+def loss_on(model, batch, bf16: bool, device) -> torch.Tensor:
+    with autocast(device, bf16):
+        logits = model(batch.inputs, batch.position_ids)
+    return F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE)
+
+
+def save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = False) -> dict:
+    """Train and evaluate one run (resuming from its checkpoint); returns the stored run."""
+    key = cfg.key()
+    if not force and store.is_finished(key):
+        return store.get_run(key)
+    root = Path(store.root)
+    ckpt_path = root / "checkpoints" / f"{key}.pt"
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    task = cfg.task.build()
+    model = build_model(cfg, task).to(device)
+    opt = make_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    t = cfg.train
+    state = {"step": 0, "curves": [], "wall": 0.0, "status": "running", "stopped_early_at": None}
+    if ckpt_path.exists() and not force:
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        state = ck["state"]
+    config = cfg.model_dump(mode="json")
+    config["resolved"] = {"max_positions": model.cfg.max_positions, "vocab_size": model.cfg.vocab_size,
+                          "num_params": model.num_params(), "position_offsets": uses_offsets(cfg, model)}
+    store.start_run(key, config, name=cfg.name, experiment=cfg.experiment)
+    offset_len = longest_length(cfg) if uses_offsets(cfg, model) else None
+    log_every = max(1, t.steps // 200)
+    started = time.perf_counter() - state["wall"]
+    bar = progress.add_task(cfg.name or key, total=t.steps, completed=state["step"]) if progress else None
+
+    def checkpoint():
+        state["wall"] = time.perf_counter() - started
+        save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                     "state": state}, ckpt_path)
+
+    while state["step"] < t.steps and state["status"] == "running":
+        step = state["step"]
+        model.train()
+        batch = train_batch(task, cfg.seed, step, t.batch_size, cfg.task.train_lengths, offset_len).to(device)
+        loss = loss_on(model, batch, t.bf16, device)
+        if t.positional_reg:
+            loss = loss + t.positional_reg * positional_attention_penalty(model)
+        if not torch.isfinite(loss):
+            state["status"] = "diverged"
+            state["curves"].append({"step": step, "name": "loss", "value": float("nan")})
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        opt.step()
+        sched.step()
+        state["step"] = step = step + 1
+        if step % log_every == 0 or step == t.steps:
+            state["curves"] += [{"step": step, "name": "loss", "value": loss.item()},
+                                {"step": step, "name": "lr", "value": sched.get_last_lr()[0]}]
+        if step % t.eval_every == 0 or step == t.steps:
+            acc = in_distribution_accuracy(model, task, cfg.task.train_lengths, t.eval_examples,
+                                           cfg.eval.batch_size, device, t.bf16)
+            state["curves"].append({"step": step, "name": "id_exact_match", "value": acc})
+            if t.early_stop_acc is not None and acc >= t.early_stop_acc:
+                state["stopped_early_at"] = step
+                break
+        if step % t.checkpoint_every == 0:
+            checkpoint()
+        if bar is not None:
+            progress.update(bar, completed=step, description=f"{cfg.name or key} loss {loss.item():.3f}")
+    status = "finished" if state["status"] == "running" else state["status"]
+    metrics = []
+    if status == "finished":
+        metrics = evaluate(model, task, cfg.task.eval_bins, cfg.eval.examples_per_bin, cfg.eval.batch_size,
+                           device, t.bf16, cfg.eval.greedy)
+        save_atomic({"config": config, "model": model.state_dict(), "version": __version__},
+                    root / "models" / f"{key}.pt")
+    wall = time.perf_counter() - started
+    store.finish_run(key, status=status, metrics=metrics, curves=state["curves"], wall_time=wall,
+                     steps_done=state["step"], extra={"stopped_early_at": state["stopped_early_at"]})
+    ckpt_path.unlink(missing_ok=True)
+    if bar is not None:
+        progress.update(bar, completed=t.steps, description=f"{cfg.name or key} {status}")
+    return store.get_run(key)
+
+
+def load_model(path: str | Path, device="cpu") -> tuple[Transformer, RunConfig]:
+    """A finished run's model and config from `<root>/models/<key>.pt`."""
+    from .config import load_run_config
+
+    ck = torch.load(path, map_location=device, weights_only=False)
+    config = dict(ck["config"])
+    resolved = config.pop("resolved")
+    cfg = load_run_config(config)
+    task = cfg.task.build()
+    m = cfg.model.model_copy(update={"max_positions": resolved["max_positions"]})
+    model = build_model(cfg.model_copy(update={"model": m}), task)
+    model.load_state_dict(ck["model"])
+    return model.to(device), cfg

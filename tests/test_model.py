@@ -1,0 +1,95 @@
+"""The transformer and its positional schemes."""
+
+import pytest
+import torch
+
+from lengthgen.model import SCHEMES, Transformer, TransformerConfig
+from lengthgen.model.positional import alibi_slopes
+
+
+def model_for(scheme, **kw):
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=13, max_positions=40, n_layers=2, n_heads=2, d_model=16, positional=scheme)
+    cfg.update(kw)
+    return Transformer(TransformerConfig(**cfg)).eval()
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+def test_causal_every_scheme(scheme):
+    """Changing token t never changes the logits before t."""
+    model = model_for(scheme)
+    x = torch.randint(4, 13, (2, 12))
+    y = x.clone()
+    y[:, 7] = (y[:, 7] + 1 - 4) % 9 + 4
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    assert torch.allclose(a[:, :7], b[:, :7], atol=1e-6)
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+def test_explicit_position_ids(scheme):
+    """Default IDs equal arange; shifting every ID by a constant changes only absolute schemes."""
+    model = model_for(scheme)
+    x = torch.randint(4, 13, (2, 10))
+    pos = torch.arange(10).expand(2, 10)
+    with torch.no_grad():
+        base = model(x)
+        assert torch.allclose(base, model(x, pos))
+        shifted = model(x, pos + 5)
+    relative = scheme in ("nope", "rope", "alibi")
+    assert torch.allclose(base, shifted, atol=1e-4) == relative
+
+
+def test_shared_position_ids_make_tokens_look_alike():
+    """Position IDs are data: two tokens with the same ID and token are indistinguishable to the
+    first layer under APE, whatever their index."""
+    model = model_for("ape")
+    x = torch.tensor([[5, 6, 5]])
+    emb = model.tok(x) + model.pos.embed(torch.tensor([[3, 4, 3]]))
+    assert torch.equal(emb[0, 0], emb[0, 2])
+
+
+def test_ape_beyond_table_fails_clearly():
+    model = model_for("ape", max_positions=8)
+    with pytest.raises(ValueError, match=r"position id 9 is beyond the learned position table \(ids 0..7\)"):
+        model(torch.randint(4, 13, (1, 10)))
+
+
+def test_sinusoidal_and_rope_serve_any_length():
+    for scheme in ("sinusoidal", "rope", "alibi", "nope"):
+        out = model_for(scheme, max_positions=8)(torch.randint(4, 13, (1, 50)))
+        assert out.shape == (1, 50, 13) and torch.isfinite(out).all()
+
+
+def test_rope_rotation_preserves_norm_and_relative_scores():
+    model = model_for("rope", n_heads=1)
+    q, k = torch.randn(1, 1, 6, 16), torch.randn(1, 1, 6, 16)
+    pos = torch.arange(6)[None]
+    q1, k1 = model.pos.rotate(q, k, pos)
+    assert torch.allclose(q1.norm(dim=-1), q.norm(dim=-1), atol=1e-5)
+    q2, k2 = model.pos.rotate(q, k, pos + 11)
+    assert torch.allclose(q1 @ k1.transpose(-1, -2), q2 @ k2.transpose(-1, -2), atol=1e-4)
+
+
+def test_alibi_bias_is_linear_in_distance():
+    slopes = alibi_slopes(4)
+    assert torch.allclose(slopes, torch.tensor([2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8]))
+    assert len(alibi_slopes(6)) == 6
+    model = model_for("alibi", n_heads=4, d_model=16)
+    pos = torch.tensor([[0, 1, 2, 5]])
+    bias = model.pos.bias(pos)
+    assert bias.shape == (1, 4, 4, 4)
+    assert torch.allclose(bias[0, 1, 3, 0], -slopes[1] * 5)
+
+
+def test_tied_and_untied_heads():
+    tied, untied = model_for("nope"), model_for("nope", tie_weights=False)
+    assert tied.head.weight is tied.tok.weight
+    assert untied.head.weight is not untied.tok.weight
+    assert untied.num_params() == tied.num_params() + 13 * 16
+
+
+def test_unknown_scheme_lists_choices():
+    with pytest.raises(ValueError, match="choose one of: alibi, ape"):
+        model_for("fourier")
