@@ -2,3 +2,4 @@
 
 from . import sparse  # noqa: F401
 from . import algorithmic  # noqa: F401
+from . import formal  # noqa: F401

@@ -1,0 +1,576 @@
+"""C-RASP as a small embedded language: syntax, well-formedness, printing and an interpreter.
+
+C-RASP (DESIGN §6; Yang & Chiang 2024, Huang et al. 2025) computes, at every position i of a
+string w1..wT (positions start at 1), Boolean and count values:
+
+    Boolean  φ ::= Q_σ(i) | ¬φ | φ ∧ φ | φ ∨ φ | C ∘ C (∘ ∈ <, ≤, =, ≠, >, ≥) | ⊤ | ⊥
+                 | i ≡ r (mod m)                                  (periodic predicate on i)
+    count    C ::= #[j ≤ i, φ(j,i), j ≡ r (mod m)] P(j) | if φ then C else C | C + C | C − C | k
+
+`#[j ≤ i, …] P(j)` counts the positions j ≤ i where the Boolean P holds (P is itself a program
+evaluated at j), optionally restricted by a *local* relation φ(j,i) — `j = i − c` or `i − j ≤ c`
+for a fixed c ≥ 0 — and by a *periodic* predicate `j ≡ r (mod m)`. `Q_{a,b}` is shorthand for
+`Q_a ∨ Q_b`. Names given with `define` only print as a definition; they do not change meaning.
+
+Construction checks the types (a count is never a Boolean and vice versa), the relations
+(only `Local` objects are local relations) and, when a `Program` binds an alphabet, the tokens.
+The interpreter evaluates every node once per batch as a numpy array of shape [batch, T]:
+Booleans as bool, counts as int64; a count is a cumulative sum along T.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+VARIABLES = "ijklmnpqrs"  # the position variable at each nesting depth of counts
+
+
+def _variable(depth: int) -> str:
+    return VARIABLES[depth] if depth < len(VARIABLES) else f"j{depth}"
+
+
+def _describe(x) -> str:
+    if isinstance(x, Bool):
+        return f"the Boolean {x}"
+    if isinstance(x, Count):
+        return f"the count {x}"
+    return f"{type(x).__name__} {x!r}"
+
+
+class Expr:
+    """A C-RASP expression; subclasses are Booleans or counts."""
+
+    def children(self) -> tuple[Expr, ...]:
+        return ()
+
+    def show(self, depth: int) -> str:
+        """Notation with the current position named by `_variable(depth)`."""
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.show(0)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self}>"
+
+    def walk(self) -> Iterator[Expr]:
+        """Every node of the expression, each once, children before parents."""
+        seen: set[int] = set()
+        stack: list[tuple[Expr, bool]] = [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if id(node) in seen:
+                continue
+            if expanded:
+                seen.add(id(node))
+                yield node
+            else:
+                stack.append((node, True))
+                stack.extend((c, False) for c in reversed(node.children()))
+
+
+class Bool(Expr):
+    def __and__(self, other) -> Bool:
+        return And(self, other)
+
+    def __rand__(self, other) -> Bool:
+        return And(other, self)
+
+    def __or__(self, other) -> Bool:
+        return Or(self, other)
+
+    def __ror__(self, other) -> Bool:
+        return Or(other, self)
+
+    def __invert__(self) -> Bool:
+        return Not(self)
+
+
+class Count(Expr):
+    def __add__(self, other) -> Count:
+        return Arith(self, "+", other)
+
+    def __radd__(self, other) -> Count:
+        return Arith(other, "+", self)
+
+    def __sub__(self, other) -> Count:
+        return Arith(self, "-", other)
+
+    def __rsub__(self, other) -> Count:
+        return Arith(other, "-", self)
+
+    def __lt__(self, other) -> Bool:
+        return Compare(self, "<", other)
+
+    def __le__(self, other) -> Bool:
+        return Compare(self, "<=", other)
+
+    def __gt__(self, other) -> Bool:
+        return Compare(self, ">", other)
+
+    def __ge__(self, other) -> Bool:
+        return Compare(self, ">=", other)
+
+    # == and != stay identity (nodes are hashed and shared); these build comparisons.
+    def eq(self, other) -> Bool:
+        return Compare(self, "==", other)
+
+    def ne(self, other) -> Bool:
+        return Compare(self, "!=", other)
+
+
+def as_bool(x, where: str) -> Bool:
+    if isinstance(x, Bool):
+        return x
+    if isinstance(x, (bool, np.bool_)):
+        return BoolConst(bool(x))
+    hint = "; compare it with another count first (e.g. C > 0)" if isinstance(x, (Count, int)) else ""
+    raise TypeError(f"{where} needs a Boolean, got {_describe(x)}{hint}")
+
+
+def as_count(x, where: str) -> Count:
+    if isinstance(x, Count):
+        return x
+    if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
+        return CountConst(int(x))
+    hint = "; count the positions where it holds with Count(...)" if isinstance(x, (Bool, bool)) else ""
+    raise TypeError(f"{where} needs a count, got {_describe(x)}{hint}")
+
+
+# --- Booleans --------------------------------------------------------------------------------
+
+class Token(Bool):
+    """Q_σ(i): the token at i is σ (or, with several symbols, one of them)."""
+
+    def __init__(self, *symbols: str):
+        if not symbols or not all(isinstance(s, str) and s for s in symbols):
+            raise TypeError(f"Token needs one or more non-empty symbol strings, got {symbols!r}")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"Token symbols repeat: {symbols!r}")
+        self.symbols = tuple(symbols)
+
+    def show(self, depth):
+        name = self.symbols[0] if len(self.symbols) == 1 else "{" + ",".join(self.symbols) + "}"
+        return f"Q_{name}({_variable(depth)})"
+
+
+class BoolConst(Bool):
+    def __init__(self, value: bool):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"BoolConst needs True or False, got {_describe(value)}")
+        self.value = bool(value)
+
+    def show(self, depth):
+        return "⊤" if self.value else "⊥"
+
+
+class Not(Bool):
+    def __init__(self, arg):
+        self.arg = as_bool(arg, "¬")
+
+    def children(self):
+        return (self.arg,)
+
+    def show(self, depth):
+        return f"¬{self.arg.show(depth)}"
+
+
+class _Connective(Bool):
+    symbol: str
+    combine: Callable
+
+    def __init__(self, *args):
+        if len(args) < 2:
+            raise TypeError(f"{self.symbol} needs at least two Booleans, got {len(args)}")
+        self.args = tuple(as_bool(a, self.symbol) for a in args)
+
+    def children(self):
+        return self.args
+
+    def show(self, depth):
+        return "(" + f" {self.symbol} ".join(a.show(depth) for a in self.args) + ")"
+
+
+class And(_Connective):
+    symbol = "∧"
+    combine = staticmethod(np.logical_and)
+
+
+class Or(_Connective):
+    symbol = "∨"
+    combine = staticmethod(np.logical_or)
+
+
+COMPARISONS = {"<": (np.less, "<"), "<=": (np.less_equal, "≤"), "==": (np.equal, "="),
+               "!=": (np.not_equal, "≠"), ">": (np.greater, ">"), ">=": (np.greater_equal, "≥")}
+
+
+class Compare(Bool):
+    """C1 ∘ C2 for two counts."""
+
+    def __init__(self, left, op: str, right):
+        if op not in COMPARISONS:
+            raise ValueError(f"unknown comparison {op!r}; allowed: {', '.join(COMPARISONS)}")
+        self.left = as_count(left, f"the left side of {op}")
+        self.right = as_count(right, f"the right side of {op}")
+        self.op = op
+
+    def children(self):
+        return (self.left, self.right)
+
+    def show(self, depth):
+        return f"{self.left.show(depth)} {COMPARISONS[self.op][1]} {self.right.show(depth)}"
+
+
+def _check_period(residue, modulus) -> None:
+    if not (isinstance(modulus, int) and isinstance(residue, int) and modulus >= 1 and 0 <= residue < modulus):
+        raise ValueError(f"a periodic predicate needs integers 0 <= r < m, got r={residue!r}, m={modulus!r}")
+
+
+class PositionMod(Bool):
+    """i ≡ r (mod m): a periodic predicate on the current position itself."""
+
+    def __init__(self, residue: int, modulus: int):
+        _check_period(residue, modulus)
+        self.residue, self.modulus = residue, modulus
+
+    def show(self, depth):
+        return f"{_variable(depth)} ≡ {self.residue} (mod {self.modulus})"
+
+
+# --- counts ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Local:
+    """A local relation φ(j, i): `offset` (j = i − c) or `within` (i − j ≤ c), c ≥ 0 fixed.
+    Both are translation invariant and false beyond distance c — what "local" means."""
+
+    kind: str
+    distance: int
+
+    def __post_init__(self):
+        if self.kind not in ("offset", "within"):
+            raise ValueError(f"a local relation is 'offset' (j = i − c) or 'within' (i − j ≤ c), got {self.kind!r}")
+        if not isinstance(self.distance, int) or isinstance(self.distance, bool) or self.distance < 0:
+            raise ValueError(f"a local relation needs a fixed distance c >= 0, got {self.distance!r}; an "
+                             "unbounded or position-dependent relation is not local")
+
+    @classmethod
+    def offset(cls, c: int) -> Local:
+        return cls("offset", c)
+
+    @classmethod
+    def within(cls, c: int) -> Local:
+        return cls("within", c)
+
+    def show(self, j: str, i: str) -> str:
+        if self.kind == "offset":
+            return f"{j} = {i}" if self.distance == 0 else f"{j} = {i}−{self.distance}"
+        return f"{i}−{j} ≤ {self.distance}"
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """The periodic predicate j ≡ residue (mod modulus) on the counted position j."""
+
+    residue: int
+    modulus: int
+
+    def __post_init__(self):
+        _check_period(self.residue, self.modulus)
+
+
+class CountWhere(Count):
+    """#[j ≤ i, φ(j,i), j ≡ r (mod m)] P(j)."""
+
+    def __init__(self, predicate, local: Local | None = None, periodic: Periodic | None = None):
+        self.predicate = as_bool(predicate, "the counted predicate P(j) of #[j ≤ i] P(j)")
+        if local is not None and not isinstance(local, Local):
+            raise TypeError(f"{local!r} is not a local relation: pass Local.offset(c) (j = i − c) or "
+                            "Local.within(c) (i − j ≤ c) with a fixed c >= 0")
+        if periodic is not None and not isinstance(periodic, Periodic):
+            raise TypeError(f"{periodic!r} is not a periodic predicate: pass Periodic(r, m) for j ≡ r (mod m)")
+        self.local, self.periodic = local, periodic
+
+    def children(self):
+        return (self.predicate,)
+
+    def show(self, depth):
+        i, j = _variable(depth), _variable(depth + 1)
+        conditions = [f"{j} ≤ {i}"]
+        if self.local is not None:
+            conditions.append(self.local.show(j, i))
+        if self.periodic is not None:
+            conditions.append(f"{j} ≡ {self.periodic.residue} (mod {self.periodic.modulus})")
+        return f"#[{', '.join(conditions)}] {self.predicate.show(depth + 1)}"
+
+
+class CountConst(Count):
+    def __init__(self, value: int):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"a count constant must be an integer, got {_describe(value)}")
+        self.value = int(value)
+
+    def show(self, depth):
+        return str(self.value)
+
+
+class Arith(Count):
+    OPS = {"+": (operator.add, "+"), "-": (operator.sub, "−")}
+
+    def __init__(self, left, op: str, right):
+        if op not in self.OPS:
+            raise ValueError(f"unknown count operation {op!r}; allowed: + and -")
+        self.left = as_count(left, f"the left side of {op}")
+        self.right = as_count(right, f"the right side of {op}")
+        self.op = op
+
+    def children(self):
+        return (self.left, self.right)
+
+    def show(self, depth):
+        return f"({self.left.show(depth)} {self.OPS[self.op][1]} {self.right.show(depth)})"
+
+
+class IfThenElse(Count):
+    def __init__(self, condition, then, otherwise):
+        self.condition = as_bool(condition, "the condition of if-then-else")
+        self.then = as_count(then, "the then-branch of if-then-else")
+        self.otherwise = as_count(otherwise, "the else-branch of if-then-else")
+
+    def children(self):
+        return (self.condition, self.then, self.otherwise)
+
+    def show(self, depth):
+        return f"(if {self.condition.show(depth)} then {self.then.show(depth)} else {self.otherwise.show(depth)})"
+
+
+# --- names -------------------------------------------------------------------------------------
+
+class _Named:
+    name: str
+    body: Expr
+
+    def children(self):
+        return (self.body,)
+
+    def show(self, depth):
+        return f"{self.name}({_variable(depth)})"
+
+    def definition(self) -> str:
+        return f"{self.name}(i) := {self.body.show(0)}"
+
+
+class NamedBool(_Named, Bool):
+    def __init__(self, name: str, body: Bool):
+        self.name, self.body = name, body
+
+
+class NamedCount(_Named, Count):
+    def __init__(self, name: str, body: Count):
+        self.name, self.body = name, body
+
+
+def define(name: str, body):
+    """Give an expression a name: the program prints `name(i) := body` once and uses `name(i)`."""
+    if not name.isidentifier():
+        raise ValueError(f"a definition name must be an identifier, got {name!r}")
+    if isinstance(body, Bool):
+        return NamedBool(name, body)
+    if isinstance(body, Count):
+        return NamedCount(name, body)
+    raise TypeError(f"define({name!r}, ...) needs a Boolean or a count, got {_describe(body)}")
+
+
+def count(predicate, local: Local | None = None, periodic: Periodic | None = None) -> CountWhere:
+    """#[j ≤ i, local, periodic] predicate(j)."""
+    return CountWhere(predicate, local, periodic)
+
+
+# --- interpreter -------------------------------------------------------------------------------
+
+def evaluate(roots: Sequence[Expr], tokens: np.ndarray, symbol_ids: dict[str, int]) -> list[np.ndarray]:
+    """Values of `roots` at every position of a batch of token-id strings [B, T].
+
+    Symbols are looked up in `symbol_ids`; padding (any id no symbol has, e.g. -1) goes after the
+    real tokens, and since every value at i depends only on positions ≤ i it never affects them.
+    """
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must have shape [batch, T], got {tokens.shape}")
+    B, T = tokens.shape
+    positions = np.arange(1, T + 1)
+    order: list[Expr] = []
+    users: dict[int, int] = {}  # how many parents still need a node's value
+    for root in roots:
+        for node in root.walk():
+            if id(node) not in users:
+                users[id(node)] = 0
+                order.append(node)
+                for child in node.children():
+                    users[id(child)] += 1
+    keep = {id(r) for r in roots}
+    values: dict[int, np.ndarray] = {}
+
+    def get(node: Expr) -> np.ndarray:
+        return values[id(node)]
+
+    for node in order:
+        if isinstance(node, Token):
+            missing = [s for s in node.symbols if s not in symbol_ids]
+            if missing:
+                raise ValueError(f"{node} tests symbol(s) {missing} that the strings' alphabet lacks")
+            ids = [symbol_ids[s] for s in node.symbols]
+            v = np.isin(tokens, ids)
+        elif isinstance(node, BoolConst):
+            v = np.full((B, T), node.value)
+        elif isinstance(node, Not):
+            v = ~get(node.arg)
+        elif isinstance(node, _Connective):
+            v = node.combine.reduce([get(a) for a in node.args])
+        elif isinstance(node, Compare):
+            v = COMPARISONS[node.op][0](get(node.left), get(node.right))
+        elif isinstance(node, PositionMod):
+            v = np.broadcast_to(positions % node.modulus == node.residue, (B, T))
+        elif isinstance(node, CountWhere):
+            v = _count(get(node.predicate), node.local, node.periodic, positions)
+        elif isinstance(node, CountConst):
+            v = np.full((B, T), node.value, dtype=np.int64)
+        elif isinstance(node, Arith):
+            v = Arith.OPS[node.op][0](get(node.left), get(node.right))
+        elif isinstance(node, IfThenElse):
+            v = np.where(get(node.condition), get(node.then), get(node.otherwise))
+        elif isinstance(node, _Named):
+            v = get(node.body)
+        else:
+            raise TypeError(f"not a C-RASP expression: {node!r}")
+        values[id(node)] = v
+        # Free values nobody needs any more: large programs have tens of thousands of nodes.
+        for child in node.children():
+            users[id(child)] -= 1
+            if users[id(child)] == 0 and id(child) not in keep:
+                del values[id(child)]
+    return [get(r) for r in roots]
+
+
+def _shift(x: np.ndarray, by: int) -> np.ndarray:
+    """x[:, t − by] with zeros where t − by falls before the string."""
+    if by == 0:
+        return x
+    out = np.zeros_like(x)
+    out[:, by:] = x[:, :-by] if by < x.shape[1] else 0
+    return out
+
+
+def _count(holds: np.ndarray, local: Local | None, periodic: Periodic | None, positions) -> np.ndarray:
+    holds = holds.astype(np.int64)
+    if periodic is not None:
+        holds = holds * (positions % periodic.modulus == periodic.residue)
+    if local is not None and local.kind == "offset":
+        return _shift(holds, local.distance)
+    running = np.cumsum(holds, axis=1)
+    if local is None:
+        return running
+    return running - _shift(running, local.distance + 1)
+
+
+# --- programs ----------------------------------------------------------------------------------
+
+class Program:
+    """Named Boolean outputs over an alphabet plus a readout that turns them into a token.
+
+    readout "flags": the token is `prefix` + one character per output, `on` where it holds and
+    `off` where not, outputs in order (e.g. next-viable flags). readout "first": the token is
+    the name of the first output that holds (None where none does).
+    """
+
+    def __init__(self, name: str, alphabet: Iterable[str], outputs: Sequence[tuple[str, Bool]],
+                 readout: str = "flags", prefix: str = "", on: str = "1", off: str = "0", note: str = ""):
+        self.name, self.alphabet, self.note = name, tuple(alphabet), note
+        if readout not in ("flags", "first"):
+            raise ValueError(f"readout must be 'flags' or 'first', got {readout!r}")
+        if not outputs:
+            raise ValueError(f"program {name!r} has no outputs")
+        self.outputs = tuple((label, as_bool(expr, f"output {label!r} of program {name!r}"))
+                             for label, expr in outputs)
+        self.readout, self.prefix, self.on, self.off = readout, prefix, on, off
+        self.symbol_ids = {s: k for k, s in enumerate(self.alphabet)}
+        unknown = sorted({s for _, e in self.outputs for node in e.walk() if isinstance(node, Token)
+                          for s in node.symbols} - set(self.alphabet))
+        if unknown:
+            raise ValueError(f"program {name!r} tests token(s) {unknown} outside its alphabet {list(self.alphabet)}")
+        definitions: dict[str, str] = {}
+        for node in (n for n in self.nodes() if isinstance(n, _Named)):
+            if definitions.setdefault(node.name, node.definition()) != node.definition():
+                raise ValueError(f"program {name!r} defines {node.name!r} twice with different bodies:\n  "
+                                 f"{definitions[node.name]}\n  {node.definition()}")
+
+    def nodes(self) -> Iterator[Expr]:
+        seen: set[int] = set()
+        for _, expr in self.outputs:
+            for node in expr.walk():
+                if id(node) not in seen:
+                    seen.add(id(node))
+                    yield node
+
+    @property
+    def labels(self) -> list[str]:
+        """Every token the readout can produce."""
+        if self.readout == "first":
+            return [label for label, _ in self.outputs]
+        width = len(self.outputs)
+        return [self.prefix + "".join(self.on if (code >> (width - 1 - k)) & 1 else self.off for k in range(width))
+                for code in range(2 ** width - 1, -1, -1)]
+
+    def encode(self, strings: Sequence[Sequence[str]]) -> np.ndarray:
+        """Token ids [B, T] of strings (a str is a sequence of one-character symbols), padded with -1."""
+        T = max((len(s) for s in strings), default=0)
+        out = np.full((len(strings), T), -1, dtype=np.int64)
+        for b, s in enumerate(strings):
+            try:
+                out[b, :len(s)] = [self.symbol_ids[c] for c in s]
+            except KeyError as e:
+                raise ValueError(f"program {self.name!r}: symbol {e.args[0]!r} is not in its alphabet "
+                                 f"{list(self.alphabet)}") from None
+        return out
+
+    def output_values(self, tokens: np.ndarray) -> np.ndarray:
+        """The Boolean outputs at every position: bool [B, T, number of outputs]."""
+        return np.stack(evaluate([e for _, e in self.outputs], tokens, self.symbol_ids), axis=-1)
+
+    def label_indices(self, tokens: np.ndarray) -> np.ndarray:
+        """Index into `labels` of the token at every position, [B, T] (-1: no output holds)."""
+        values = self.output_values(tokens)
+        if self.readout == "first":
+            return np.where(values.any(-1), values.argmax(-1), -1)
+        weights = 2 ** np.arange(values.shape[-1] - 1, -1, -1)
+        return (2 ** values.shape[-1] - 1) - (values * weights).sum(-1)
+
+    def run(self, strings: Sequence[Sequence[str]]) -> list[list[str | None]]:
+        """The output token at every position of every string."""
+        index = self.label_indices(self.encode(strings))
+        labels = self.labels
+        return [[labels[k] if k >= 0 else None for k in row[:len(s)]] for row, s in zip(index, strings)]
+
+    def definitions(self) -> list[_Named]:
+        """Named sub-expressions, dependencies first; one per name (equal names print equally)."""
+        return list({node.name: node for node in reversed(list(self.nodes()))
+                     if isinstance(node, _Named)}.values())[::-1]
+
+    def __str__(self) -> str:
+        lines = [f"program {self.name} over {{{', '.join(self.alphabet)}}}"]
+        lines += [f"  {d.definition()}" for d in self.definitions()]
+        width = max(len(label) for label, _ in self.outputs)
+        lines += [f"  out {label:<{width}} := {expr}" for label, expr in self.outputs]
+        if self.readout == "flags":
+            lines.append(f"  label(i) = {self.prefix!r} + one flag per output in order: {self.on!r} where it "
+                         f"holds, {self.off!r} where not")
+        else:
+            lines.append("  label(i) = the first output (in order) that holds")
+        if self.note:
+            lines.append(f"  note: {self.note}")
+        return "\n".join(lines)
