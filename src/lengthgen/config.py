@@ -50,13 +50,13 @@ class TaskConfig(Strict):
             self.train_lengths = tuple(task.default_train_lengths)
         if self.eval_bins is None:
             self.eval_bins = [tuple(b) for b in task.default_eval_bins]
-        for b in [self.train_lengths, *self.eval_bins]:
-            _check_bin(b, "length range")
+        for field, b in [("train_lengths", self.train_lengths)] + [("eval_bins", b) for b in self.eval_bins]:
+            _check_bin(b, f"{field} range")
             if not task.valid_lengths(*b):
-                raise ValueError(f"task {self.name!r}: length range {list(b)} holds no valid length")
+                raise ValueError(f"{field}: task {self.name!r} has no valid length in {list(b)}")
             if b[0] < task.min_length:
-                raise ValueError(f"task {self.name!r}: length {b[0]} in range {list(b)} is below the task's "
-                                 f"minimum length {task.min_length} (e.g. k larger than the length)")
+                raise ValueError(f"{field}: length {b[0]} in {list(b)} is below the minimum length "
+                                 f"{task.min_length} of task {self.name!r} (e.g. k larger than the length)")
         return self
 
     def build(self):
