@@ -10,7 +10,8 @@
       seed: [0, 1]
 
 Every point becomes a RunConfig whose key identifies it in the results store, so rerunning an
-experiment skips what is already finished.
+experiment skips what is already finished. With a `protocol` section, each point is instead a cell
+of Huang et al.'s search-then-seeds protocol (protocol.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from .config import ConfigError, RunConfig, load_run_config, merged, read_yaml
 
-EXPERIMENT_FIELDS = {"experiment", "description", "base", "runs", "grid"}
+EXPERIMENT_FIELDS = {"experiment", "description", "base", "runs", "grid", "protocol"}
 
 
 def _label(value) -> str:
@@ -33,6 +34,9 @@ def expand(spec: dict, source: str = "experiment") -> list[RunConfig]:
     unknown = sorted(set(spec) - EXPERIMENT_FIELDS)
     if unknown:
         raise ConfigError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(EXPERIMENT_FIELDS)}")
+    if "protocol" in spec:
+        raise ConfigError(f"{source}: has a 'protocol' section: its runs are decided as it goes (lengthgen.protocol; "
+                          "`lengthgen run` handles it), they cannot be expanded up front")
     if "base" not in spec:
         raise ConfigError(f"{source}: missing 'base' (the run config every point starts from)")
     name = spec.get("experiment") or Path(source).stem
@@ -45,7 +49,7 @@ def expand(spec: dict, source: str = "experiment") -> list[RunConfig]:
     configs, seen = [], set()
     for run in runs:
         run = dict(run)
-        run_name = run.pop("name", None)
+        run_name = run.pop("name", None) or " ".join(_label(v) for v in run.values())
         for values in itertools.product(*grid.values()):
             point = dict(zip(grid, values))
             parts = [run_name] if run_name else []

@@ -117,8 +117,13 @@ class Task(ABC):
         return max(0, self.seq_len(max_length) - self.seq_len(length))
 
     def valid_lengths(self, lo: int, hi: int) -> range:
-        """The lengths in the inclusive bin [lo, hi] that `sample` accepts."""
-        return range(max(lo, self.min_length), hi + 1)
+        """The lengths in the inclusive bin [lo, hi] that `sample` accepts. Every length from
+        `min_length` up is valid by default, and a bin reaching below it is refused (for sparse
+        tasks: k larger than the length); families with gaps (formal languages) filter instead."""
+        if lo < self.min_length:
+            raise ValueError(f"length {lo} in [{lo}, {hi}] is below the minimum length {self.min_length} of "
+                             f"task {self.name!r} (e.g. k larger than the length)")
+        return range(lo, hi + 1)
 
     def check_length(self, length: int) -> None:
         if length < self.min_length:
