@@ -121,14 +121,16 @@ def test_report_picks_the_view_and_writes_plots(store, tmp_path):
     assert "per k and length bin" in text and "K_train" in text
 
     paths = report(store, "pos", metric="token_acc", out_dir=out, markdown=True, console=Console(record=True))
-    assert [p.name for p in paths] == ["pos_token_acc_bins.png", "pos_token_acc.md"]
+    # parity has C-RASP predictions for APE and NoPE: the predicted-vs-observed view comes too.
+    assert [p.name for p in paths] == ["pos_token_acc_bins.png", "pos_token_acc_predictions.png", "pos_token_acc.md"]
     assert_png(paths[0])
-    md = paths[1].read_text()
+    md = paths[-1].read_text()
     assert "| parity | nope | parity-nope | 0.500 | 0.450 | 0.400 |" in md and "![pos_token_acc_bins]" in md
 
     # A mixed selection gets both views.
     paths = report(store, out_dir=out, console=Console(record=True))
-    assert [p.name for p in paths] == ["all_exact_match_greedy_by_k.png", "all_exact_match_greedy_bins.png"]
+    assert [p.name for p in paths] == ["all_exact_match_greedy_by_k.png", "all_exact_match_greedy_bins.png",
+                                       "all_exact_match_greedy_predictions.png"]
     assert report(store, "no-such-experiment", out_dir=out, console=Console(record=True)) == []
     console = Console(record=True, width=200)
     assert report(store, "pos", metric="exact_match_tf", out_dir=out, console=console) == []

@@ -169,3 +169,17 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
         # A run's metrics all come from one finish call, never a mix of two workers' writes.
         assert sorted(m["value"] for m in metrics if m["run_key"] == r["key"]) in one_worker_values
         assert len(store.curves(r["key"])) == len(curve_rows(20))
+
+
+def test_decisions_round_trip_and_replace(tmp_path):
+    store = ResultsStore(tmp_path)
+    assert store.decisions() == []
+    store.put_decision("exp", "parity ape", {"chosen": "a", "successes": 1})
+    store.put_decision("exp", "majority ape", {"chosen": "b", "successes": 0})
+    store.put_decision("other", "parity ape", {"chosen": "c"})
+    store.put_decision("exp", "parity ape", {"chosen": "a", "successes": 2})  # a later pass replaces
+    got = store.decisions("exp")
+    assert [(d["cell"], d["decision"]) for d in got] == [("majority ape", {"chosen": "b", "successes": 0}),
+                                                         ("parity ape", {"chosen": "a", "successes": 2})]
+    assert len(store.decisions()) == 3
+    assert ResultsStore(tmp_path).decisions("other")[0]["decision"] == {"chosen": "c"}  # persisted

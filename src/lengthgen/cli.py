@@ -123,21 +123,42 @@ def cmd_eval(args):
 
 
 def cmd_run(args):
+    from .executors import check_settings, run_sweep
     from .experiment import load_experiment
     from .store import ResultsStore
-    from .train import train_run
 
-    configs = load_experiment(find_preset(args.experiment))
+    check_settings(args.executor, args.workers, args.threads, args.address)
+    path = find_preset(args.experiment)
+    if "protocol" in read_yaml(path):  # Huang et al.'s protocol decides each next run from the last ones
+        from .protocol import run_protocol_file
+
+        if args.executor != "sequential":
+            raise ConfigError(f"{path} is a protocol experiment: it runs with --executor sequential only "
+                              f"(got {args.executor!r})")
+        with _progress() as progress:
+            run_protocol_file(path, args.root, only=args.only, report=not args.no_report, progress=progress)
+        return 0
+    configs = load_experiment(path)
     if args.only:
+        names = [c.name for c in configs]
         configs = [c for c in configs if args.only in (c.name or "")]
+        if not configs:
+            raise ConfigError(f"--only {args.only!r} matches no run; runs: {', '.join(map(str, names))}")
     store = ResultsStore(args.root)
-    todo = [c for c in configs if not store.is_finished(c.key())]
-    print(f"experiment {configs[0].experiment}: {len(configs)} runs, {len(configs) - len(todo)} already finished")
+    already = sum(store.is_finished(c.key()) for c in configs)
+    print(f"experiment {configs[0].experiment}: {len(configs)} runs, {already} already finished "
+          f"(executor {args.executor})")
     with _progress() as progress:
-        overall = progress.add_task("experiment", total=len(configs), completed=len(configs) - len(todo))
-        for cfg in todo:
-            train_run(cfg, store, progress=progress)
-            progress.advance(overall)
+        result = run_sweep(configs, store, args.executor, workers=args.workers, threads=args.threads,
+                           address=args.address, progress=progress)
+    if result.retries:
+        print(f"{result.retries} run(s) restarted after their worker died")
+    if result.failed:
+        for label, error in result.failed.items():
+            print(f"run {label} failed:\n{error}", file=sys.stderr)
+        print(f"lengthgen: {len(result.failed)} of {len(configs)} runs failed; rerun the same command to retry them",
+              file=sys.stderr)
+        return 1
     if not args.no_report:
         from .report import report
 
@@ -183,7 +204,8 @@ def cmd_demo(args):
     args.experiment = str(find_preset("demo"))
     args.only = None
     args.no_report = False
-    cmd_run(args)
+    args.executor, args.workers, args.threads, args.address = "sequential", None, None, None
+    return cmd_run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("experiment", help="path to EXPERIMENT.yaml or a preset name")
     r.add_argument("--only", help="run only points whose name contains this text")
     r.add_argument("--no-report", action="store_true")
+    r.add_argument("--executor", choices=("sequential", "local", "ray"), default="sequential",
+                   help="sequential: in this process; local: worker processes on this machine; "
+                        "ray: a local Ray instance, or the cluster at --address")
+    r.add_argument("--workers", type=int, help="runs at once (local: default one per core; ray: as many as fit)")
+    r.add_argument("--threads", type=int, help="torch threads per run (local: default cores/workers; ray: 1)")
+    r.add_argument("--address", help="Ray cluster to join, e.g. auto or HOST:6379 (default: start a local instance)")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="tables and plots from the results store")
@@ -240,11 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except (ConfigError, ValueError) as err:
         print(f"lengthgen: error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@ Only runs that reached an outcome (finished or diverged) are reported.
 
 Sparse tasks (Golowich et al.) report per-k groups (`grp` = `k=1`, `k=2`, ...); when those are
 present `report` adds the sparsity view: accuracy per (run, k) and length bin.
+
+Tasks with a C-RASP prediction (crasp.library.predict) run with APE (with or without the positional
+regulariser) or NoPE get the view of Huang et al. (2025): per task and scheme, the bins, the
+predicted and observed outcome and whether they agree, plus a figure with one panel per task. For
+a protocol experiment (protocol.py) its rows are the protocol's decisions, averaged over the
+chosen configuration's successful seeds.
 """
 
 from __future__ import annotations
@@ -228,6 +234,132 @@ def plot_bins(store: ResultsStore, experiment: str | None, metric: str, path: st
     return _save(fig, path)
 
 
+# -- predicted vs observed length generalization (Huang et al. 2025, DESIGN §4.2) ---------------
+
+GENERALIZES_AT = 0.9  # observed to generalize: mean metric on the longest bin >= this
+
+
+def scheme_label(positional: str, positional_reg: float) -> str:
+    return f"{positional}+reg {positional_reg:g}" if positional_reg else positional
+
+
+def predicted_to_generalize(task: str, positional: str) -> bool | None:
+    """The C-RASP prediction (crasp.library.predict) for APE (with or without the positional
+    regulariser) and NoPE; None for other schemes and for tasks the library does not cover."""
+    from .crasp.library import predict
+
+    if positional not in ("ape", "nope"):
+        return None
+    try:
+        prediction = predict(task)
+    except ValueError:
+        return None
+    return prediction.ape if positional == "ape" else prediction.nope
+
+
+@dataclass
+class PredictionRow:
+    task: str
+    scheme: str
+    positional: str
+    chosen: str  # the protocol's chosen configuration and rule, or the run label
+    seeds: str  # "successful/attempted" under the protocol, else the seed count
+    run: dict  # a representative run (its config: training lengths)
+    cells: dict[Bin, Cell]
+    predicted: bool | None
+
+    @property
+    def longest_bin(self) -> Bin | None:
+        return max(self.cells, key=lambda b: (b[1], b[0])) if self.cells else None
+
+    @property
+    def observed(self) -> bool | None:
+        b = self.longest_bin
+        return None if b is None else self.cells[b].mean >= GENERALIZES_AT
+
+    @property
+    def agrees(self) -> bool | None:
+        if self.predicted is None or self.observed is None:
+            return None
+        return self.predicted == self.observed
+
+
+def _protocol_rows(store: ResultsStore, experiment: str | None, metric: str) -> list[PredictionRow]:
+    from .protocol import bin_values
+
+    rows = []
+    for entry in store.decisions(experiment):
+        d = entry["decision"]
+        seeds = d["seeds"]
+        keys = seeds["successful"] or seeds["attempted"]
+        overrides = " ".join(f"{k.split('.')[-1]}={v}" for k, v in d["chosen"]["overrides"].items())
+        shown = f"{len(seeds['successful'])}/{len(seeds['attempted'])}" + ("" if seeds["successful"] else " (all shown)")
+        cells = {b: Cell.of(v) for b, v in bin_values(store, keys, metric).items()}
+        rows.append(PredictionRow(d["task"], scheme_label(d["positional"], d["positional_reg"]), d["positional"],
+                                  f"{overrides} ({d['chosen']['rule']})", shown, store.get_run(keys[0]), cells,
+                                  predicted_to_generalize(d["task"], d["positional"])))
+    return rows
+
+
+def prediction_rows(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_tf"
+                    ) -> list[PredictionRow]:
+    """One row per (task, scheme): from the protocol's decisions when the experiment has them
+    (mean over its successful seeds), else one per configuration pooled over seeds. Only tasks and
+    schemes with a prediction are listed."""
+    rows = _protocol_rows(store, experiment, metric)
+    if not rows:
+        for s in collect(store, experiment, metric, by_k=False):
+            reg = s.run["config"].get("train", {}).get("positional_reg", 0.0)
+            n = max(c.n for c in s.cells.values())
+            rows.append(PredictionRow(s.run["task"], scheme_label(s.run["positional"], reg), s.run["positional"],
+                                      s.label, str(n), s.run, s.cells,
+                                      predicted_to_generalize(s.run["task"], s.run["positional"])))
+    rows = [r for r in rows if r.predicted is not None]
+    return sorted(rows, key=lambda r: (r.task, r.scheme, r.chosen))
+
+
+def _verdict(value: bool | None) -> str | None:
+    return None if value is None else ("generalizes" if value else "fails")
+
+
+def prediction_table(rows: list[PredictionRow]) -> tuple[list[str], list[list]]:
+    """Columns: task, scheme, chosen, seeds, one per length bin, predicted, observed, agrees."""
+    bins = sorted({b for r in rows for b in r.cells})
+    columns = ["task", "scheme", "chosen", "seeds", *map(_bin_label, bins), "predicted", "observed", "agrees"]
+    return columns, [[r.task, r.scheme, r.chosen, r.seeds, *(r.cells.get(b) for b in bins), _verdict(r.predicted),
+                      _verdict(r.observed), None if r.agrees is None else ("yes" if r.agrees else "NO")]
+                     for r in rows]
+
+
+def prediction_caption(rows: list[PredictionRow], metric: str) -> str:
+    longest = {r.longest_bin for r in rows if r.longest_bin}
+    where = _bin_label(next(iter(longest))) if len(longest) == 1 else "its longest bin"
+    agree = [r.agrees for r in rows if r.agrees is not None]
+    return (f"{metric}: predicted (C-RASP; APE+reg uses the APE prediction) vs observed length generalization "
+            f"(observed generalizes iff the mean on {where} is >= {GENERALIZES_AT:.0%}); "
+            f"{sum(agree)}/{len(agree)} agree")
+
+
+def plot_predictions(rows: list[PredictionRow], metric: str, path: str | Path) -> Path:
+    """One panel per task: metric per bin, one line per scheme; the title gives the predictions
+    (green: APE predicted to generalize, red: predicted to fail)."""
+    by_task = defaultdict(list)
+    for r in rows:
+        by_task[r.task].append(r)
+    fig, axes = _figure(len(by_task))
+    for ax, (task, task_rows) in zip(axes, sorted(by_task.items())):
+        _shade_training_range(ax, task_rows[0].run)
+        series = [Series(r.run, r.scheme, None, r.cells) for r in task_rows]
+        _plot_series(ax, series, colormaps["tab10"](np.arange(len(series)) % 10), [r.scheme for r in task_rows])
+        ax.axhline(GENERALIZES_AT, color="0.4", ls=":", lw=1)
+        ape, nope = predicted_to_generalize(task, "ape"), predicted_to_generalize(task, "nope")
+        ax.set_title(f"{task}\npredicted: APE {_verdict(ape)}, NoPE {_verdict(nope)}", fontsize=9,
+                     color="tab:green" if ape else "tab:red")
+        ax.set(xlabel="length bin", ylabel=metric)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def report(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_greedy",
            out_dir: str | Path | None = None, markdown: bool = False, console: Console | None = None) -> list[Path]:
     """Print the tables (rich, or Markdown when `markdown`) and write the plots into out_dir.
@@ -246,6 +378,9 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     tables = [(f"{metric} per length bin", results)]
     if sparsity[1]:
         tables.append((f"{metric} per k and length bin", sparsity))
+    predictions = prediction_rows(store, experiment, metric)
+    if predictions:
+        tables.append((prediction_caption(predictions, metric), prediction_table(predictions)))
 
     paths = []
     stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_{metric}")
@@ -256,6 +391,8 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
             paths.append(plot_accuracy_vs_length(store, experiment, metric, Path(out_dir) / f"{stem}_by_k.png"))
         if any(row[run_column] not in sparse_runs for row in results[1]):
             paths.append(plot_bins(store, experiment, metric, Path(out_dir) / f"{stem}_bins.png"))
+        if predictions:
+            paths.append(plot_predictions(predictions, metric, Path(out_dir) / f"{stem}_predictions.png"))
     if markdown:
         text = "\n\n".join([f"### {title}\n\n{markdown_table(*table)}" for title, table in tables]
                            + [f"![{p.stem}]({p.name})" for p in paths]) + "\n"

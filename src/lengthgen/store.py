@@ -69,6 +69,13 @@ CREATE TABLE IF NOT EXISTS curves (
     value REAL
 );
 CREATE INDEX IF NOT EXISTS curves_run ON curves (run_key, name, step);
+CREATE TABLE IF NOT EXISTS decisions (
+    experiment TEXT NOT NULL,
+    cell TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (experiment, cell)
+);
 """
 
 
@@ -114,12 +121,16 @@ class ResultsStore:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def start_run(self, key: str, config: dict, *, name: str | None = None, experiment: str | None = None):
-        """Record run `key` as running (replacing any earlier record; its results stay until finish)."""
+    def start_run(self, key: str, config: dict, *, name: str | None = None, experiment: str | None = None,
+                  host: str | None = None):
+        """Record run `key` as running (replacing any earlier record; its results stay until finish).
+
+        host: the machine that trains the run, when that is not this one (a remote sweep worker).
+        """
         row = dict(key=key, name=name or config.get("name"), experiment=experiment or config.get("experiment"),
                    task=config["task"]["name"], positional=config.get("model", {}).get("positional"),
                    seed=config.get("seed"), status="running", config=json.dumps(config, sort_keys=True),
-                   version=__version__, git_commit=git_commit(), host=socket.gethostname(),
+                   version=__version__, git_commit=git_commit(), host=host or socket.gethostname(),
                    created_at=_now())
         sql = f"INSERT OR REPLACE INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
         self._write(lambda c: c.execute(sql, tuple(row.values())))
@@ -148,6 +159,14 @@ class ResultsStore:
                              ((key, int(c["step"]), str(c["name"]), float(c["value"])) for c in curves))
 
         self._write(write)
+
+    def put_decision(self, experiment: str, cell: str, decision: dict):
+        """Record (replacing) what a protocol decided for one cell of an experiment (protocol.py).
+
+        Decisions are derived from stored runs and re-derived on every protocol pass; they are kept
+        so that reports can show them without re-running the protocol's logic."""
+        self._write(lambda c: c.execute("INSERT OR REPLACE INTO decisions (experiment, cell, decision, updated_at) "
+                                        "VALUES (?, ?, ?, ?)", (experiment, cell, json.dumps(decision), _now())))
 
     def delete_run(self, key: str):
         def write(conn):
@@ -182,6 +201,12 @@ class ResultsStore:
                           f"FROM metrics m JOIN runs r ON r.key = m.run_key {where} "
                           "ORDER BY m.run_key, m.metric, m.grp, m.lo, m.hi", params)
         return [{**r, "value": _nan_if_null(r["value"])} for r in rows]
+
+    def decisions(self, experiment: str | None = None) -> list[dict]:
+        """Protocol decisions as {experiment, cell, decision (dict), updated_at}, by experiment and cell."""
+        where, params = _filters(("experiment", experiment))
+        rows = self._read(f"SELECT * FROM decisions {where} ORDER BY experiment, cell", params)
+        return [{**r, "decision": json.loads(r["decision"])} for r in rows]
 
     def curves(self, key: str) -> list[dict]:
         rows = self._read("SELECT step, name, value FROM curves WHERE run_key=? ORDER BY name, step", (key,))
