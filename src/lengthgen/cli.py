@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def cmd_train(args):
     store = ResultsStore(args.root)
     with _progress() as progress:
         run = train_run(cfg, store, progress=progress, force=args.force)
-    _print_run(store, run)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one report (rank 0's) is enough
+        _print_run(store, run)
 
 
 def _print_run(store, run):

@@ -1,0 +1,351 @@
+"""Sweep executors: run many RunConfigs sequentially, in local worker processes, or on Ray.
+
+Every executor leans on the same two guarantees of `train_run`: a finished run is skipped, and
+an unfinished one resumes from its checkpoint. A sweep interrupted in any way (the driver killed,
+a worker killed, a node lost) is therefore finished by running the same command again, and the
+results store never holds a run twice: a run's row is keyed by its config key and its metrics and
+curves are replaced in the same transaction that marks it finished.
+
+- `sequential`: one run after another in this process (per-run progress bars).
+- `local`: N worker processes on this machine, each with its share of the CPU threads. Workers
+  write to the store directly (one machine, one filesystem; the store is multi-process safe).
+  A worker that dies mid-run is replaced and its run re-queued (it resumes from its checkpoint).
+  Workers exit by themselves when the driver dies, so a killed sweep leaves no orphans behind.
+- `ray`: one Ray task per run, on an embedded local Ray instance or an existing cluster
+  (`address`). Workers never touch the driver's store: each trains into a node-local scratch
+  store and returns the finished run (record, metrics, curves, model weights) to the driver,
+  which writes it. This works on any multi-node cluster, shared filesystem or not. Ray retries
+  a task whose worker process or node died (`max_retries`); a retry on the same node resumes from
+  the scratch checkpoint, elsewhere it starts over.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import ConfigError, RunConfig
+from .store import ResultsStore
+
+EXECUTORS = ("sequential", "local", "ray")
+MAX_RETRIES = 2  # re-runs of a run whose worker died (an exception in the run is not retried)
+PARENT_POLL_S = 0.2
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class SweepResult:
+    done: list[str] = field(default_factory=list)  # keys of runs that reached finished or diverged
+    failed: dict[str, str] = field(default_factory=dict)  # run label -> error text
+    retries: int = 0  # runs restarted because their worker died
+
+
+def check_settings(executor: str, workers: int | None = None, threads: int | None = None,
+                   address: str | None = None, max_retries: int = MAX_RETRIES) -> None:
+    """Fail fast on executor settings that cannot work, naming the setting and the allowed values."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
+    for flag, value in (("workers", workers), ("threads", threads)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    if max_retries < 0:
+        raise ConfigError(f"max_retries must be at least 0, got {max_retries}")
+    if workers is not None and executor == "sequential":
+        raise ConfigError(f"workers={workers} needs executor local or ray (sequential runs one at a time)")
+    if address is not None and executor != "ray":
+        raise ConfigError(f"address {address!r} only applies to the ray executor (got executor {executor!r})")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("executor 'ray' needs the ray package: pip install 'lengthgen[ray]'")
+
+
+def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "sequential", *,
+              workers: int | None = None, threads: int | None = None, address: str | None = None,
+              max_retries: int = MAX_RETRIES, progress=None) -> SweepResult:
+    """Run every config not yet finished in `store`; returns what happened to each.
+
+    workers: runs at once (local: default one per core; ray: default as many as the cluster fits).
+    threads: torch threads per run (local: default cores // workers; ray: default 1, and each
+    run reserves that many Ray CPUs). address: an existing Ray cluster ("auto", "HOST:PORT",
+    "ray://HOST:PORT"); without it `ray` starts a local instance sized to workers * threads.
+    progress: a rich Progress to draw a bar over runs on.
+    """
+    check_settings(executor, workers, threads, address, max_retries)
+    todo, result = [], SweepResult()
+    for cfg in configs:
+        if store.is_finished(cfg.key()):
+            result.done.append(cfg.key())
+        else:
+            todo.append(cfg)
+    bar = progress.add_task("runs", total=len(configs), completed=len(result.done)) if progress else None
+
+    def finished(cfg: RunConfig, error: str | None = None):
+        if error is None:
+            result.done.append(cfg.key())
+        else:
+            result.failed[_label(cfg)] = error
+        if bar is not None:
+            state = "failed" if error else "done"
+            progress.update(bar, advance=1, description=f"runs (last {state}: {_label(cfg)})")
+
+    if executor == "sequential":
+        _sequential(todo, store, threads, progress, finished)
+    elif executor == "local":
+        workers = workers or available_cores()
+        threads = threads or max(1, available_cores() // workers)
+        _local(todo, store, workers, threads, max_retries, finished, result)
+    else:
+        _ray(todo, store, workers, threads or 1, address, max_retries, finished)
+    return result
+
+
+def _wire(cfg: RunConfig) -> dict:
+    """A config as plain data for another process, validated there by that process's own code."""
+    return cfg.model_dump(mode="json")
+
+
+def _label(cfg: RunConfig) -> str:
+    return f"{cfg.name or cfg.task.name} [{cfg.key()}]"
+
+
+# -- sequential ---------------------------------------------------------------------------------
+
+def _sequential(todo, store, threads, progress, finished):
+    import torch
+
+    from .train import train_run
+
+    if threads:
+        torch.set_num_threads(threads)
+    for cfg in todo:
+        try:
+            train_run(cfg, store, progress=progress)
+        except Exception:
+            finished(cfg, traceback.format_exc())
+        else:
+            finished(cfg)
+
+
+# -- local worker processes ---------------------------------------------------------------------
+
+@contextmanager
+def _environment(**values: str):
+    """Set environment variables for processes started inside the block (children copy it at start)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _exit_with_parent():
+    """Exit this process as soon as its parent is gone (reparented), even mid-run.
+
+    A killed driver must not leave workers training: the rerun of the sweep would start the same
+    runs a second time next to them.
+    """
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def _local_worker(conn, root: str, threads: int):
+    """Worker process: receive a RunConfig, train it into the shared store, report; None stops."""
+    _exit_with_parent()
+    import torch
+
+    from .train import train_run
+
+    torch.set_num_threads(threads)
+    store = ResultsStore(root)
+    while True:
+        try:
+            data = conn.recv()
+        except EOFError:  # the driver closed its end
+            return
+        if data is None:
+            return
+        try:
+            train_run(RunConfig.model_validate(data), store)
+        except Exception:
+            conn.send(traceback.format_exc())
+        else:
+            conn.send(None)
+
+
+class _Worker:
+    def __init__(self, ctx, root: str, threads: int):
+        self.conn, child_conn = ctx.Pipe()
+        self.proc = ctx.Process(target=_local_worker, args=(child_conn, root, threads), daemon=True)
+        n = str(threads)
+        with _environment(**{var: n for var in THREAD_ENV_VARS}):
+            self.proc.start()
+        child_conn.close()
+        self.cfg: RunConfig | None = None
+
+    def stop(self):
+        if self.proc.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:  # its end is already closed
+                pass
+            self.proc.join(timeout=10)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join()
+        self.conn.close()
+
+
+def _local(todo, store, workers, threads, max_retries, finished, result):
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    # spawn, not fork: a forked child would inherit torch's thread pools and SQLite connections.
+    ctx = mp.get_context("spawn")
+    queue = deque(todo)
+    deaths: dict[str, int] = {}
+    pool: list[_Worker] = []
+    try:
+        while queue or any(w.cfg is not None for w in pool):
+            while queue and len(pool) < workers:
+                pool.append(_Worker(ctx, str(store.root), threads))
+            for w in pool:
+                if w.cfg is None and queue:
+                    w.cfg = queue.popleft()
+                    try:
+                        w.conn.send(_wire(w.cfg))
+                    except OSError:  # it died while idle; its sentinel re-queues the run below
+                        pass
+            by_handle = {}
+            for w in pool:
+                by_handle[w.proc.sentinel] = w
+                if w.cfg is not None:
+                    by_handle[w.conn] = w
+            ready = wait(list(by_handle))
+            # Reports (connections) before deaths (int sentinels): a worker may report, then die.
+            for handle in sorted(ready, key=lambda h: isinstance(h, int)):
+                w = by_handle[handle]
+                if w not in pool:  # its death was handled through its connection
+                    continue
+                if handle is w.conn:
+                    try:
+                        error = w.conn.recv()
+                    except EOFError:  # died without reporting
+                        w.proc.join()
+                    else:
+                        cfg, w.cfg = w.cfg, None
+                        finished(cfg, error)
+                        continue
+                pool.remove(w)
+                w.stop()
+                if w.cfg is not None:
+                    key = w.cfg.key()
+                    deaths[key] = deaths.get(key, 0) + 1
+                    if deaths[key] > max_retries:
+                        finished(w.cfg, f"worker process died {deaths[key]} times (last exit code {w.proc.exitcode})")
+                    else:
+                        result.retries += 1
+                        queue.appendleft(w.cfg)  # resumes from its checkpoint
+    finally:
+        for w in pool:
+            w.stop()
+
+
+# -- Ray ----------------------------------------------------------------------------------------
+
+def _ray_train(data: dict, threads: int) -> dict:
+    """Ray task: train into a node-local scratch store and return the finished run to the driver."""
+    import torch
+
+    from .train import train_run
+
+    torch.set_num_threads(threads)
+    cfg = RunConfig.model_validate(data)
+    key = cfg.key()
+    # Node-local and keyed by run: a retry on the same node resumes from the scratch checkpoint.
+    scratch = Path(tempfile.gettempdir()) / "lengthgen-ray" / key
+    store = ResultsStore(scratch)
+    run = train_run(cfg, store)
+    model_file = scratch / "models" / f"{key}.pt"
+    payload = {
+        "run": run,
+        "metrics": [{k: m[k] for k in ("lo", "hi", "grp", "metric", "value", "count")} for m in store.metrics(keys=[key])],
+        "curves": store.curves(key),
+        "model": model_file.read_bytes() if model_file.exists() else None,
+    }
+    shutil.rmtree(scratch, ignore_errors=True)
+    return payload
+
+
+def _store_returned_run(store: ResultsStore, payload: dict) -> None:
+    """Write a run trained elsewhere (a `_ray_train` payload) into `store`.
+
+    The model file is in place before the run is marked finished, and the run is marked finished
+    in one transaction, so a driver killed at any point leaves the run either finished with all
+    its results or not finished (and redone by the next sweep).
+    """
+    run = payload["run"]
+    key = run["key"]
+    if payload["model"] is not None:
+        path = Path(store.root) / "models" / f"{key}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(payload["model"])
+        os.replace(tmp, path)
+    store.start_run(key, run["config"], name=run["name"], experiment=run["experiment"], host=run["host"])
+    store.finish_run(key, status=run["status"], metrics=payload["metrics"], curves=payload["curves"],
+                     wall_time=run["wall_time"], steps_done=run["steps_done"], extra=run["extra"])
+
+
+def _ray(todo, store, workers, threads, address, max_retries, finished):
+    import ray
+
+    if address is None:
+        ray.init(num_cpus=workers * threads if workers else None, include_dashboard=False)
+    else:
+        ray.init(address=address)
+    try:
+        remote = ray.remote(_ray_train).options(
+            num_cpus=threads, max_retries=max_retries,
+            runtime_env={"env_vars": {var: str(threads) for var in THREAD_ENV_VARS}})
+        queue, pending = deque(todo), {}
+        while queue or pending:
+            while queue and (workers is None or len(pending) < workers):
+                cfg = queue.popleft()
+                pending[remote.remote(_wire(cfg), threads)] = cfg
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            cfg = pending.pop(ref)
+            try:
+                payload = ray.get(ref)
+            except ray.exceptions.RayError as err:  # the run raised, or its retries ran out
+                finished(cfg, str(err))
+                continue
+            _store_returned_run(store, payload)
+            finished(cfg)
+    finally:
+        ray.shutdown()
