@@ -82,14 +82,16 @@ def _print_run(store, run):
     from rich.table import Table
 
     table = Table(title=f"run {run['key']} ({run['status']}, {run['wall_time']:.1f}s, {run['steps_done']} steps)")
-    for col in ("bin", "group", "exact_match_tf", "exact_match_greedy", "token_acc"):
+    rows = store.metrics(keys=[run["key"]])
+    metrics = ["exact_match_tf", "exact_match_greedy", "token_acc"]
+    metrics += [m for m in ("exact_match_greedy_oracle", "position_acc") if any(r["metric"] == m for r in rows)]  # PPC
+    for col in ("bin", "group", *metrics):
         table.add_column(col)
     cells = {}
-    for m in store.metrics(keys=[run["key"]]):
+    for m in rows:
         cells.setdefault((m["lo"], m["hi"], m["grp"]), {})[m["metric"]] = m["value"]
     for (lo, hi, grp), vals in sorted(cells.items()):
-        table.add_row(f"[{lo},{hi}]", grp or "all",
-                      *(f"{vals[m]:.3f}" if m in vals else "-" for m in ("exact_match_tf", "exact_match_greedy", "token_acc")))
+        table.add_row(f"[{lo},{hi}]", grp or "all", *(f"{vals[m]:.3f}" if m in vals else "-" for m in metrics))
     Console().print(table)
 
 
@@ -126,7 +128,7 @@ def cmd_eval(args):
 
 def cmd_run(args):
     from .executors import check_settings, run_sweep
-    from .experiment import load_experiment
+    from .experiment import ensemble_size, load_experiment
     from .store import ResultsStore
 
     check_settings(args.executor, args.workers, args.threads, args.address)
@@ -150,6 +152,9 @@ def cmd_run(args):
     already = sum(store.is_finished(c.key()) for c in configs)
     print(f"experiment {configs[0].experiment}: {len(configs)} runs, {already} already finished "
           f"(executor {args.executor})")
+    size = args.ensemble if args.ensemble is not None else ensemble_size(read_yaml(path), str(path))
+    if size is not None and size != 1:  # an ensemble of one is an ordinary run
+        return _run_ensembles(configs, store, size, args)
     with _progress() as progress:
         result = run_sweep(configs, store, args.executor, workers=args.workers, threads=args.threads,
                            address=args.address, progress=progress)
@@ -161,6 +166,24 @@ def cmd_run(args):
         print(f"lengthgen: {len(result.failed)} of {len(configs)} runs failed; rerun the same command to retry them",
               file=sys.stderr)
         return 1
+    if not args.no_report:
+        from .report import report
+
+        report(store, experiment=configs[0].experiment, out_dir=Path(args.root) / "plots")
+
+
+def _run_ensembles(configs, store, size: int, args):
+    """`run` with an ensemble size: compatible points train `size` at a time as one batched model."""
+    from .ensemble import group_members, train_ensemble
+
+    if args.executor != "sequential":
+        raise ConfigError(f"ensembles train in this process: use --executor sequential with an ensemble size "
+                          f"(got --executor {args.executor!r})")
+    groups = group_members(configs, size)
+    print(f"{len(groups)} ensemble(s) of up to {size} runs")
+    with _progress() as progress:
+        for group in groups:
+            train_ensemble(group, store, progress=progress)
     if not args.no_report:
         from .report import report
 
@@ -207,6 +230,7 @@ def cmd_demo(args):
     args.only = None
     args.no_report = False
     args.executor, args.workers, args.threads, args.address = "sequential", None, None, None
+    args.ensemble = None
     return cmd_run(args)
 
 
@@ -245,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, help="runs at once (local: default one per core; ray: as many as fit)")
     r.add_argument("--threads", type=int, help="torch threads per run (local: default cores/workers; ray: 1)")
     r.add_argument("--address", help="Ray cluster to join, e.g. auto or HOST:6379 (default: start a local instance)")
+    r.add_argument("--ensemble", type=int, metavar="N",
+                   help="train points that differ only in seed / train.lr N at a time as one batched model "
+                        "(overrides the file's 'ensemble')")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="tables and plots from the results store")

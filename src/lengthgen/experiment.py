@@ -8,6 +8,8 @@
       - {name: K6, task.params.k: [1, 6]}
     grid:                      # optional: cartesian product, combined with every run
       seed: [0, 1]
+    ensemble: 8                # optional: train points that differ only in seed / train.lr
+                               # 8 at a time as one batched model (ensemble.py)
 
 Every point becomes a RunConfig whose key identifies it in the results store, so rerunning an
 experiment skips what is already finished. With a `protocol` section, each point is instead a cell
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from .config import ConfigError, RunConfig, load_run_config, merged, read_yaml
 
-EXPERIMENT_FIELDS = {"experiment", "description", "base", "runs", "grid", "protocol"}
+EXPERIMENT_FIELDS = {"experiment", "description", "base", "runs", "grid", "protocol", "ensemble"}
 
 
 def _label(value) -> str:
@@ -66,6 +68,15 @@ def expand(spec: dict, source: str = "experiment") -> list[RunConfig]:
             seen.add(cfg.key())
             configs.append(cfg)
     return configs
+
+
+def ensemble_size(spec: dict, source: str = "experiment") -> int | None:
+    """The file's `ensemble: N` (runs trained together as one batched model), None when absent."""
+    size = spec.get("ensemble")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ConfigError(f"{source}: 'ensemble' must be a whole number >= 1 (how many runs train together), "
+                          f"got {size!r}")
+    return size
 
 
 def load_experiment(path: str | Path) -> list[RunConfig]:

@@ -128,7 +128,8 @@ def log_step(state: dict, cfg: RunConfig, loss: float, next_lr: float) -> None:
     """Record loss and learning rate in the curves after step `state["step"]` (about 200 points a run)."""
     step = state["step"]
     if step % max(1, cfg.train.steps // 200) == 0 or step == cfg.train.steps:
-        state["curves"] += [{"step": step, "name": "loss", "value": loss}, {"step": step, "name": "lr", "value": next_lr}]
+        state["curves"] += [{"step": step, "name": "loss", "value": loss},
+                            {"step": step, "name": "lr", "value": next_lr}]
 
 
 def id_check_due(step: int, cfg: RunConfig) -> bool:
@@ -178,7 +179,9 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = 
     offset_len = longest_length(cfg) if uses_offsets(cfg, model) else None
     position_sampler = getattr(model.pos, "sample_positions", None)  # randomized positions
     started = time.perf_counter() - state["wall"]
-    bar = progress.add_task(cfg.name or key, total=t.steps, completed=state["step"]) if progress and dp.is_main else None
+    bar = None
+    if progress and dp.is_main:
+        bar = progress.add_task(cfg.name or key, total=t.steps, completed=state["step"])
 
     def checkpoint():
         state["wall"] = time.perf_counter() - started
