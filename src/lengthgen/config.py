@@ -52,11 +52,12 @@ class TaskConfig(Strict):
             self.eval_bins = [tuple(b) for b in task.default_eval_bins]
         for field, b in [("train_lengths", self.train_lengths)] + [("eval_bins", b) for b in self.eval_bins]:
             _check_bin(b, f"{field} range")
-            if not task.valid_lengths(*b):
+            try:
+                valid = task.valid_lengths(*b)
+            except ValueError as err:
+                raise ValueError(f"{field}: {err}") from None
+            if not valid:
                 raise ValueError(f"{field}: task {self.name!r} has no valid length in {list(b)}")
-            if b[0] < task.min_length:
-                raise ValueError(f"{field}: length {b[0]} in {list(b)} is below the minimum length "
-                                 f"{task.min_length} of task {self.name!r} (e.g. k larger than the length)")
         return self
 
     def build(self):
@@ -74,6 +75,9 @@ class ModelConfig(Strict):
     d_mlp: int | None = None  # None = 4 * d_model
     tie_weights: bool = True
     max_positions: int | None = None  # None = enough for the longest evaluation bin
+    # PPC: a second head predicts the next token's position ID, and greedy decoding feeds the
+    # predicted IDs back (ppc.py). Needs a task that provides position IDs.
+    predict_positions: bool = False
 
     @field_validator("positional")
     @classmethod
@@ -108,12 +112,16 @@ class TrainConfig(Strict):
     early_stop_acc: float | None = Field(1.0, ge=0, le=1)
     checkpoint_every: int = Field(500, ge=1)
     positional_reg: float = Field(0.0, ge=0)  # coefficient of the positional-attention penalty
+    position_loss_weight: float = Field(1.0, ge=0)  # weight of the PPC position-ID loss
 
 
 class EvalConfig(Strict):
     examples_per_bin: int = Field(500, ge=1)
     batch_size: int = Field(256, ge=1)
     greedy: bool = True
+
+
+KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "position_loss_weight", 1.0)]
 
 
 class RunConfig(Strict):
@@ -126,9 +134,27 @@ class RunConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    @model_validator(mode="after")
+    def _ppc_needs_task_ids(self):
+        if self.model.predict_positions:
+            import numpy as np
+
+            task = self.task.build()
+            n = task.valid_lengths(*self.task.train_lengths)[0]
+            if task.sample(np.random.default_rng(0), n).position_ids is None:
+                raise ValueError(f"model.predict_positions: task {self.task.name!r} with params {task.params()} "
+                                 "gives no position IDs (sequential positions), so there are none to predict; use "
+                                 "a coupled task (e.g. sparse_parity_scratchpad, var_chain with positions: coupled)")
+        return self
+
     def key(self) -> str:
         """Deterministic identity of a run: a hash of everything that affects its results."""
         d = self.model_dump(mode="json", exclude={"name", "experiment", "device"})
+        # Fields added after runs were stored leave the hash alone at their defaults, so those
+        # runs keep their keys (and resume/skip as before).
+        for section, field, default in KEY_NEUTRAL_DEFAULTS:
+            if d[section][field] == default:
+                del d[section][field]
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

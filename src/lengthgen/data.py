@@ -7,7 +7,7 @@ split a step's batch without coordination. Evaluation sets use the separate EVAL
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -48,9 +48,10 @@ def collate(examples: list[Example], offsets=None) -> Batch:
 
 
 def train_batch(task: Task, seed: int, step: int, batch_size: int, lengths: tuple[int, int],
-                offset_max_length: int | None) -> Batch:
+                offset_max_length: int | None, position_sampler=None) -> Batch:
     """The batch of training step `step`. With `offset_max_length`, each example gets a random
-    position offset in [0, task.max_offset(n, offset_max_length)] (APE, DESIGN §4.2)."""
+    position offset in [0, task.max_offset(n, offset_max_length)] (APE, DESIGN §4.2). With
+    `position_sampler(rng, ids) -> ids` (randomized positions), each example's IDs are redrawn."""
     rng = np.random.default_rng([seed, step])
     valid = task.valid_lengths(*lengths)
     ns = [valid[i] for i in rng.integers(0, len(valid), batch_size)]
@@ -58,6 +59,9 @@ def train_batch(task: Task, seed: int, step: int, batch_size: int, lengths: tupl
     offsets = None
     if offset_max_length is not None:
         offsets = [int(rng.integers(0, task.max_offset(int(n), offset_max_length) + 1)) for n in ns]
+    if position_sampler is not None:
+        examples = [replace(e, position_ids=position_sampler(
+            rng, np.arange(len(e.inputs)) if e.position_ids is None else e.position_ids)) for e in examples]
     return collate(examples, offsets)
 
 

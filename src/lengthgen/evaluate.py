@@ -4,6 +4,10 @@ Per inclusive length bin, on a fixed evaluation set:
 - `exact_match_tf`: teacher-forced argmax is right at every scored position (Huang et al.);
 - `exact_match_greedy`: the answer generated autoregressively is right at every scored position;
 - `token_acc`: fraction of scored positions whose teacher-forced argmax is right.
+Models with a position head (PPC, `ppc.py`) decode greedily with the position IDs they predict,
+so their `exact_match_greedy` is PPC's; they also get `exact_match_greedy_oracle` (greedy with the
+task's own IDs: plain position coupling, the upper bound) and `position_acc` (fraction of
+teacher-forced next-token ID predictions that are right).
 Tasks with a breakdown (e.g. k for sparse tasks) get one evaluation set per value (group `k=3`)
 and a pooled row (group "").
 """
@@ -17,6 +21,7 @@ import numpy as np
 import torch
 
 from .data import IGNORE, Batch, batches, eval_examples
+from .ppc import position_hits
 from .tasks import Example, Task
 
 
@@ -32,11 +37,16 @@ def token_logits(model, inputs, position_ids):
 
 
 @torch.no_grad()
-def greedy_predictions(model, batch: Batch) -> torch.Tensor:
+def greedy_predictions(model, batch: Batch, predicted_positions: bool = False) -> torch.Tensor:
     """Predictions [B, T] where, from each example's `answer_start` on, every prediction is fed
     back as the next input token; positions before it are teacher-forced. Position IDs are the
-    example's own (oracle) IDs."""
-    inputs, pos = batch.inputs.clone(), batch.position_ids
+    example's own (oracle) IDs, or with `predicted_positions` (PPC) each generated token gets the
+    ID the model's position head predicted for it."""
+    if predicted_positions and getattr(model, "position_head", None) is None:
+        raise ValueError("decoding with predicted position IDs needs a model with a position head "
+                         "(model.predict_positions: true)")
+    inputs = batch.inputs.clone()
+    pos = batch.position_ids.clone() if predicted_positions else batch.position_ids
     B, T = inputs.shape
     starts = torch.tensor([e.answer_start if e.answer_start is not None else T for e in batch.examples])
     lengths = torch.tensor([len(e.inputs) for e in batch.examples])
@@ -51,33 +61,53 @@ def greedy_predictions(model, batch: Batch) -> torch.Tensor:
             break
         t = t.clamp(max=T - 1).to(inputs.device)
         horizon = int(t[active].max()) + 1  # causal: later columns cannot matter
-        step_pred = token_logits(model, inputs[:, :horizon], pos[:, :horizon])[rows, t].argmax(-1)
+        out = model(inputs[:, :horizon], pos[:, :horizon])
+        step_pred = (out[0] if isinstance(out, tuple) else out)[rows, t].argmax(-1)
         preds[rows[active], t[active]] = step_pred[active]
         feed = active & (t + 1 < lengths.to(inputs.device))
         inputs[rows[feed], t[feed] + 1] = step_pred[feed]
+        if predicted_positions:
+            pos[rows[feed], t[feed] + 1] = out[1][rows, t].argmax(-1)[feed]
     return preds
 
 
 @torch.no_grad()
 def score(model, examples: list[Example], batch_size: int, device, bf16=False, greedy=True) -> dict:
     """Per-example correctness arrays for a list of examples (order of the sorted batches)."""
+    ppc = getattr(model, "position_head", None) is not None
     tf, greedy_ok, tok_right, tok_total = [], [], [], []
+    oracle_ok, pos_right, pos_total = [], [], []
     for batch in batches(examples, batch_size):
         batch = batch.to(device)
-        with autocast(device, bf16):
-            pred = token_logits(model, batch.inputs, batch.position_ids).argmax(-1)
-            gpred = greedy_predictions(model, batch) if greedy else None
         scored = batch.targets != IGNORE
+
+        def all_right(p):
+            return (((p == batch.targets) & scored).sum(1) == scored.sum(1)).cpu()
+
+        with autocast(device, bf16):
+            outputs = model(batch.inputs, batch.position_ids)
+            pred = (outputs[0] if ppc else outputs).argmax(-1)
+            gpred = greedy_predictions(model, batch, predicted_positions=ppc) if greedy else None
+            if ppc and greedy:
+                oracle_ok.append(all_right(greedy_predictions(model, batch)))
         right = (pred == batch.targets) & scored
         tf.append((right.sum(1) == scored.sum(1)).cpu())
         tok_right.append(right.sum(1).cpu())
         tok_total.append(scored.sum(1).cpu())
         if greedy:
-            greedy_ok.append((((gpred == batch.targets) & scored).sum(1) == scored.sum(1)).cpu())
+            greedy_ok.append(all_right(gpred))
+        if ppc:
+            hits, total = position_hits(outputs[1], batch)
+            pos_right.append(hits.cpu())
+            pos_total.append(total.cpu())
     out = {"tf": torch.cat(tf).numpy(), "tok_right": torch.cat(tok_right).numpy(),
            "tok_total": torch.cat(tok_total).numpy()}
     if greedy:
         out["greedy"] = torch.cat(greedy_ok).numpy()
+    if oracle_ok:
+        out["greedy_oracle"] = torch.cat(oracle_ok).numpy()
+    if pos_right:
+        out["pos_right"], out["pos_total"] = torch.cat(pos_right).numpy(), torch.cat(pos_total).numpy()
     return out
 
 
@@ -88,6 +118,12 @@ def _rows(lo, hi, grp, s) -> list[dict]:
                  count=n)]
     if "greedy" in s:
         rows.append(dict(lo=lo, hi=hi, grp=grp, metric="exact_match_greedy", value=float(s["greedy"].mean()), count=n))
+    if "greedy_oracle" in s:
+        rows.append(dict(lo=lo, hi=hi, grp=grp, metric="exact_match_greedy_oracle",
+                         value=float(s["greedy_oracle"].mean()), count=n))
+    if "pos_right" in s:
+        rows.append(dict(lo=lo, hi=hi, grp=grp, metric="position_acc",
+                         value=float(s["pos_right"].sum() / max(1, s["pos_total"].sum())), count=n))
     return rows
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -139,3 +140,165 @@ class ALiBi(PositionalScheme):
     def bias(self, position_ids):
         dist = (position_ids[:, :, None] - position_ids[:, None, :]).float()  # [B, Tq, Tk]
         return -self.slopes[None, :, None, None] * dist[:, None]
+
+
+def t5_buckets(rel: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
+    """T5's relative-position buckets (Raffel et al. 2020) of `rel` = query ID − key ID.
+
+    Half of the buckets serve rel ≥ 0 (keys at or before the query), half rel < 0, which only
+    data-provided IDs (position coupling) produce under a causal mask. Within a half, the first
+    quarter of all buckets holds distances exactly; the rest grow logarithmically up to
+    `max_distance`, and farther keys share the last bucket.
+    """
+    half = num_buckets // 2
+    exact = max(1, half // 2)
+    n = rel.abs()
+    log_ratio = torch.log(n.float().clamp(min=1) / exact) / math.log(max_distance / exact)
+    far = (exact + (log_ratio * (half - exact)).long()).clamp(max=half - 1)
+    return torch.where(n < exact, n, far) + (rel < 0).long() * half
+
+
+@register_scheme("t5")
+class T5Bias(PositionalScheme):
+    """T5 relative attention bias: a learned scalar per (distance bucket, head)."""
+
+    def __init__(self, d_model, n_heads, max_positions, num_buckets: int = 32, max_distance: int = 128):
+        super().__init__(d_model, n_heads, max_positions)
+        if num_buckets < 4 or num_buckets % 2:
+            raise ValueError(f"t5: num_buckets must be an even number >= 4, got {num_buckets}")
+        if max_distance <= num_buckets // 4:
+            raise ValueError(f"t5: max_distance must exceed num_buckets/4 = {num_buckets // 4}, got {max_distance}")
+        self.num_buckets, self.max_distance = num_buckets, max_distance
+        self.table = nn.Embedding(num_buckets, n_heads)
+        nn.init.normal_(self.table.weight, std=0.02)
+
+    def bias(self, position_ids):
+        rel = position_ids[:, :, None] - position_ids[:, None, :]  # [B, Tq, Tk]
+        return self.table(t5_buckets(rel, self.num_buckets, self.max_distance)).permute(0, 3, 1, 2)
+
+
+@register_scheme("fire")
+class FIRE(PositionalScheme):
+    """FIRE (Li et al. 2023): attention bias f(ψ(i−j) / ψ(max(L, i))) with ψ(x) = log(c·x + 1).
+
+    f is a learned MLP (1 → `hidden` → one output per head, ReLU); c > 0 and the threshold L > 0
+    are learned (initialised to `c` and `threshold`). For query IDs below L the normaliser is
+    constant, so the bias depends on the ID distance only; beyond L, distances are measured
+    relative to the query's own position, which keeps the MLP's input in [0, 1] at any length.
+    A negative distance (a key ID above the query's, possible only with data-provided IDs such
+    as position coupling) enters as −ψ(|i−j|).
+    """
+
+    def __init__(self, d_model, n_heads, max_positions, hidden: int = 32, c: float = 1.0, threshold: float = 32.0):
+        super().__init__(d_model, n_heads, max_positions)
+        if hidden < 1 or c <= 0 or threshold <= 0:
+            raise ValueError(f"fire: hidden >= 1, c > 0 and threshold > 0 required, got {hidden}, {c}, {threshold}")
+        self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, n_heads))
+        self.log_c = nn.Parameter(torch.tensor(math.log(c)))  # log-parametrised to stay positive
+        self.log_threshold = nn.Parameter(torch.tensor(math.log(threshold)))
+
+    def _ratio(self, query: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        c = self.log_c.exp()
+        query, dist = query.float(), dist.float()
+        psi = torch.log(c * dist.abs() + 1) * dist.sign()
+        return psi / torch.log(c * torch.maximum(query, self.log_threshold.exp()) + 1)
+
+    def normalized_distance(self, position_ids: torch.Tensor) -> torch.Tensor:
+        """[B, Tq, Tk] input of the MLP for every query/key pair."""
+        query = position_ids[:, :, None]
+        return self._ratio(query, query - position_ids[:, None, :])
+
+    def bias(self, position_ids):
+        B, T = position_ids.shape
+        query = position_ids[:, :, None].expand(B, T, T)
+        dist = query - position_ids[:, None, :]
+        # Many pairs share (query ID, distance): evaluate the MLP once per distinct pair, then
+        # scatter. The pairs are integers, so the dedup stays outside autograd (c, L learn).
+        span = 2 * int(dist.abs().max()) + 1
+        pairs, where = torch.unique(query * span + dist + span // 2, return_inverse=True)
+        uq, ud = pairs.div(span, rounding_mode="floor"), pairs.remainder(span) - span // 2
+        return self.mlp(self._ratio(uq, ud)[:, None])[where].permute(0, 3, 1, 2)
+
+
+@register_scheme("randomized")
+class Randomized(PositionalScheme):
+    """Randomized positions (Ruoss et al. 2023) over a `base` scheme (default sinusoidal).
+
+    In training, every example's position IDs are replaced by a sorted random subset of
+    [0, span): ID v becomes subset[v], which keeps the order and keeps equal IDs equal (so it
+    composes with position coupling). The draw is a data transform made by `data.train_batch`
+    from the step's seeded generator through `sample_positions`, so runs stay reproducible and
+    resumable; the model itself only consumes the IDs it is given. Evaluation uses the IDs as
+    they are (0..T-1 or the task's own), which the training subsets cover as long as they lie
+    below `span` (default: the model's `max_positions`, enough for the longest evaluation
+    length). No random offsets are needed on top: the subsets already reach every ID.
+    """
+
+    def __init__(self, d_model, n_heads, max_positions, base: str = "sinusoidal", span: int | None = None):
+        super().__init__(d_model, n_heads, max_positions)
+        if base in ("randomized", "abacus"):
+            raise ValueError(f"randomized: base must be a plain scheme, not {base!r}")
+        self.span = span or max_positions
+        if self.span < 1:
+            raise ValueError(f"randomized: span must be >= 1, got {span}")
+        self.base = make_scheme(base, d_model, n_heads, self.span)
+
+    def sample_positions(self, rng, ids):
+        """`ids` (numpy int array) mapped through a sorted random subset of [0, span)."""
+        size = int(ids.max()) + 1
+        if size > self.span:
+            raise ValueError(f"randomized: position ID {size - 1} does not fit in span {self.span}; raise "
+                             "model.positional_params.span")
+        subset = np.sort(rng.choice(self.span, size=size, replace=False))
+        return subset[ids]
+
+    def embed(self, position_ids):
+        return self.base.embed(position_ids)
+
+    def rotate(self, q, k, position_ids):
+        return self.base.rotate(q, k, position_ids)
+
+    def bias(self, position_ids):
+        return self.base.bias(position_ids)
+
+
+@register_scheme("abacus")
+class Abacus(PositionalScheme):
+    """Abacus embeddings (McLeish et al. 2024): a learned embedding of each token's digit index
+    within its number, taken from the data-provided position IDs, added to the token embedding;
+    sequence order comes from a `base` scheme (default NoPE; the paper also pairs it with FIRE)
+    applied to the plain sequence index 0..T-1. With the coupled tasks' IDs (e.g.
+    coupled_addition: a digit of significance i has ID i+1, other tokens 0) these are exactly the
+    Abacus indices. The table is finite, so training uses random offsets (the random start of
+    McLeish et al.), which shift every ID of an example, non-digit tokens included.
+    """
+
+    has_table = True
+
+    def __init__(self, d_model, n_heads, max_positions, base: str = "nope"):
+        super().__init__(d_model, n_heads, max_positions)
+        if base in ("randomized", "abacus"):
+            raise ValueError(f"abacus: base must be a plain scheme, not {base!r}")
+        self.table = nn.Embedding(max_positions, d_model)
+        nn.init.normal_(self.table.weight, std=0.02)
+        self.base = make_scheme(base, d_model, n_heads, max_positions)
+
+    @staticmethod
+    def sequence_index(position_ids):
+        T = position_ids.shape[1]
+        return torch.arange(T, device=position_ids.device).expand_as(position_ids)
+
+    def embed(self, position_ids):
+        top = int(position_ids.max())
+        if top >= self.max_positions:
+            raise ValueError(f"abacus: index {top} is beyond the embedding table (0..{self.max_positions - 1}); "
+                             "raise model.max_positions or evaluate shorter lengths")
+        out = self.table(position_ids)
+        seq = self.base.embed(self.sequence_index(position_ids))
+        return out if seq is None else out + seq
+
+    def rotate(self, q, k, position_ids):
+        return self.base.rotate(q, k, self.sequence_index(position_ids))
+
+    def bias(self, position_ids):
+        return self.base.bias(self.sequence_index(position_ids))

@@ -2,4 +2,5 @@
 
 from . import sparse  # noqa: F401
 from . import algorithmic  # noqa: F401
+from . import coupled  # noqa: F401
 from . import formal  # noqa: F401
