@@ -190,3 +190,36 @@ def test_run_command_trains_an_experiment_in_ensembles(tmp_path):
     assert sizes == [(1, "finished")] + [(3, "finished")] * 3  # 4 runs in ensembles of up to 3
     path.write_text(yaml.safe_dump({**spec, "ensemble": "eight"}))
     assert main(["--root", str(tmp_path / "runs"), "run", str(path)]) == 2
+
+
+@pytest.mark.parametrize("task, model", [
+    ({"name": "coupled_copy", "params": {"alphabet_size": 6}, "train_lengths": [1, 6], "eval_bins": [[1, 6]]},
+     {"predict_positions": True}),  # PPC: a second output head and its position-ID loss
+    (BASE["task"], {"positional": "t5"}),  # a learned bias table indexed by [B, T, T] buckets
+])
+def test_other_model_kinds_follow_their_solo_trajectories(task, model, tmp_path):
+    base = {**BASE, "task": task, "model": {**BASE["model"], **model},
+            "train": {**BASE["train"], "steps": 20, "positional_reg": 0.0}}
+    configs = [member(0, 1e-3, base), member(1, 1e-2, base)]
+    alone, together = ResultsStore(tmp_path / "alone"), ResultsStore(tmp_path / "ensemble")
+    for cfg in configs:
+        train_run(cfg, alone)
+    train_ensemble(configs, together)
+    for cfg in configs:
+        torch.testing.assert_close(torch.tensor([v for _, v in losses(together, cfg.key())]),
+                                   torch.tensor([v for _, v in losses(alone, cfg.key())]), rtol=1e-4, atol=0)
+        assert ({(m["metric"], m["grp"]): m["value"] for m in together.metrics(keys=[cfg.key()])}
+                == {(m["metric"], m["grp"]): m["value"] for m in alone.metrics(keys=[cfg.key()])})
+
+
+def test_a_diverging_member_is_recorded_and_the_others_train_on(tmp_path):
+    settings = {"grad_clip": None, "warmup_steps": 0, "schedule": "constant", "positional_reg": 0.0}
+    sane, wild = member(0, 1e-3, **settings), member(1, 1e30, **settings)
+    alone = ResultsStore(tmp_path / "alone")
+    solo_wild = train_run(wild, alone)
+    train_run(sane, alone)
+    store = ResultsStore(tmp_path / "ensemble")
+    a, b = train_ensemble([sane, wild], store)
+    assert solo_wild["status"] == b["status"] == "diverged" and b["steps_done"] == solo_wild["steps_done"] < 30
+    assert a["status"] == "finished" and a["steps_done"] == 30
+    assert_same_weights(weights(alone, sane.key()), weights(store, sane.key()), 16)
