@@ -22,7 +22,8 @@ def test_unknown_task_lists_choices(capsys, tmp_path):
 
 def test_unknown_scheme_and_field_named(capsys, tmp_path):
     code, _, err = run_cli(capsys, "--root", str(tmp_path), "train", "--task", "sparse_parity", "--positional", "xpe")
-    assert code == 2 and "model.positional" in err and "choose one of: alibi, ape" in err
+    assert code == 2 and "model.positional" in err and "unknown positional scheme 'xpe'" in err
+    assert all(name in err for name in ("ape", "nope", "rope", "alibi", "sinusoidal"))
     code, _, err = run_cli(capsys, "--root", str(tmp_path), "train", "--task", "sparse_parity", "--set", "train.stepz=3")
     assert code == 2 and "train.stepz: unknown field" in err
 
