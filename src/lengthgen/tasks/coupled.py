@@ -112,6 +112,12 @@ DIGITS = tuple(str(d) for d in range(10))
 FIRST = 4  # ids 0-3 are the special tokens; symbol i of a Vocab has id FIRST + i
 
 
+def mirrored_ids(length: int) -> np.ndarray:
+    """IDs of `<bos> x1 … xn <sep> y1 … yn` where y_i shares x_i's ID i (then `<eos>` after)."""
+    inputs = np.arange(1, length + 1)
+    return np.concatenate([[0], inputs, [0], inputs, [length + 1]])
+
+
 def add_reversed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Digits (least significant first, n+1 of them) of a + b for n-digit MSB-first operands."""
     carry, out = 0, []
@@ -236,7 +242,7 @@ class CoupledCopy(_CoupledIDs, Task):
         self.check_length(length)
         xs = FIRST + rng.integers(0, self.alphabet_size, length)
         seq = np.concatenate([[BOS], xs, [SEP], xs, [EOS]])
-        ids = np.concatenate([[0], np.arange(1, length + 1), [0], np.arange(1, length + 1), [length + 1]])
+        ids = mirrored_ids(length)
         return self.example(seq, ids, answer_start=length + 1, length=length)
 
 
@@ -264,7 +270,7 @@ class CoupledParity(_CoupledIDs, Task):
         bits = rng.integers(0, 2, length)
         running = np.cumsum(bits) % 2
         seq = np.concatenate([[BOS], FIRST + bits, [SEP], FIRST + running, [EOS]])
-        ids = np.concatenate([[0], np.arange(1, length + 1), [0], np.arange(1, length + 1), [length + 1]])
+        ids = mirrored_ids(length)
         return self.example(seq, ids, answer_start=length + 1, length=length)
 
 
