@@ -112,9 +112,9 @@ def cmd_eval(args):
     model, cfg = load_model(path, device)
     task = cfg.task.build()
     bins = _parse_bins(args.bins) if args.bins else cfg.task.eval_bins
-    for lo, _ in bins:
-        if lo < task.min_length:
-            raise ConfigError(f"bin starting at {lo} is below task {task.name!r}'s minimum length {task.min_length}")
+    for lo, hi in bins:
+        if not task.valid_lengths(lo, hi):  # raises for a bin below the task's minimum length
+            raise ConfigError(f"task {task.name!r} has no valid length in bin [{lo}, {hi}]")
     with torch.no_grad():
         rows = evaluate(model, task, bins, args.examples or cfg.eval.examples_per_bin, cfg.eval.batch_size, device,
                         cfg.train.bf16, not args.no_greedy)
