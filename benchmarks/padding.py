@@ -10,19 +10,26 @@ batches (data.train_batch, a pure function of (seed, step)) and reports, per tas
 for the current layout and for the same examples split into length-sorted sub-batches (each
 padded to its own longest example). Sorting a step's own examples keeps every batch a pure
 function of (seed, step) and the step's gradient unchanged when the sub-batch losses are summed
-with weights (scored tokens in sub-batch) / (scored tokens in the step).
+with weights (scored tokens in sub-batch) / (scored tokens in the step): that is
+`train.length_buckets` (data.length_buckets). With `--time`, it also times real training steps
+(forward, backward, AdamW) per setting, interleaved in one process, and prints steps/s relative to
+one padded batch.
 
     python benchmarks/padding.py
+    python benchmarks/padding.py --time --threads 1
     python benchmarks/padding.py --task unique_copy --lengths 1 50 --splits 1 2 4 8
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
+import torch
 
-from lengthgen.data import IGNORE, train_batch
+from lengthgen.config import load_run_config
+from lengthgen.data import IGNORE, length_buckets, train_batch
 from lengthgen.tasks import make_task
 
 DEFAULT_CASES = [("sparse_parity", 6, 32), ("unique_copy", 1, 50)]
@@ -43,6 +50,32 @@ def fractions(task, lengths: tuple[int, int], splits: int, batch_size: int, step
     return real / computed, scored / computed
 
 
+def steps_per_second(name: str, lengths: tuple[int, int], splits_list: list[int], batch_size: int,
+                     rounds: int = 3, steps: int = 15) -> dict[int, float]:
+    """Training steps/s (2 layers, 4 heads, d=64) per number of sorted sub-batches, interleaved."""
+    from lengthgen.train import build_model, loss_on, make_optimizer
+
+    cfg = load_run_config({"task": {"name": name, "train_lengths": list(lengths)},
+                           "model": {"n_layers": 2, "n_heads": 4, "d_model": 64}})
+    task = cfg.task.build()
+    model = build_model(cfg, task)
+    opt = make_optimizer(model, cfg)
+    cpu = torch.device("cpu")
+    batches = [train_batch(task, 0, step, batch_size, lengths, None) for step in range(steps)]
+    elapsed = {s: 0.0 for s in splits_list}
+    for r in range(rounds + 1):  # round 0 warms up
+        for splits in splits_list:
+            start = time.perf_counter()
+            for batch in batches:
+                opt.zero_grad(set_to_none=True)
+                for part, share in length_buckets(batch, splits):
+                    (share * loss_on(model, part, False, cpu)).backward()
+                opt.step()
+            if r:
+                elapsed[splits] += time.perf_counter() - start
+    return {s: rounds * steps / elapsed[s] for s in splits_list}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", help="task name (default: sparse_parity 6-32 and unique_copy 1-50)")
@@ -50,6 +83,8 @@ def main(argv=None) -> None:
     p.add_argument("--splits", nargs="+", type=int, default=[1, 2, 4, 8], help="sorted sub-batches per step")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=200, help="batches drawn per case")
+    p.add_argument("--time", action="store_true", help="also time real training steps per setting")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = p.parse_args(argv)
     if (args.task is None) != (args.lengths is None):
         p.error("--task and --lengths go together")
@@ -63,6 +98,16 @@ def main(argv=None) -> None:
         for splits in args.splits:
             real, scored = fractions(task, (lo, hi), splits, args.batch_size, args.steps)
             print(f"{name:<16}{f'{lo}-{hi}':<10}{splits:>12}{real:>8.1%}{scored:>8.1%}")
+    if not args.time:
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"\ntraining steps/s (2 layers, 4 heads, d=64, batch {args.batch_size}, {torch.get_num_threads()} threads)")
+    print(f"{'task':<16}{'lengths':<10}{'sub-batches':>12}{'steps/s':>9}{'x 1 batch':>11}")
+    for name, lo, hi in cases:
+        rates = steps_per_second(name, (lo, hi), args.splits, args.batch_size)
+        for splits, rate in rates.items():
+            print(f"{name:<16}{f'{lo}-{hi}':<10}{splits:>12}{rate:>9.2f}{rate / rates[args.splits[0]]:>10.2f}x")
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ class TrainConfig(Strict):
     # "auto": random offsets when the scheme has a finite position table (APE), else none.
     position_offset: Literal["auto", "random", "none"] = "auto"
     bf16: bool = False
+    # Sorted sub-batches per step, each padded only to its own longest example (gradient
+    # accumulation; same gradient up to summation order). 1 = one padded batch.
+    length_buckets: int = Field(1, ge=1)
     eval_every: int = Field(250, ge=1)
     eval_examples: int = Field(256, ge=1)  # in-distribution check examples
     early_stop_acc: float | None = Field(1.0, ge=0, le=1)
@@ -121,7 +124,8 @@ class EvalConfig(Strict):
     greedy: bool = True
 
 
-KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "position_loss_weight", 1.0)]
+KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "position_loss_weight", 1.0),
+                        ("train", "length_buckets", 1)]
 
 
 class RunConfig(Strict):

@@ -65,6 +65,28 @@ def train_batch(task: Task, seed: int, step: int, batch_size: int, lengths: tupl
     return collate(examples, offsets)
 
 
+def length_buckets(batch: Batch, parts: int) -> list[tuple[Batch, torch.Tensor]]:
+    """Split a step's batch into up to `parts` sub-batches of examples sorted by length, each cut
+    to its own longest example, so short examples stop paying for the longest one's padding.
+    Each comes with the factor that turns its mean loss into its share of the whole batch's mean
+    loss (its scored targets / the batch's), so summed sub-batch losses give the step's gradient.
+    Sub-batches without scored targets are dropped (they contribute nothing)."""
+    if parts == 1:
+        return [(batch, torch.ones(()))]
+    lengths = torch.tensor([len(e.inputs) for e in batch.examples])
+    scored = (batch.targets != IGNORE).sum(dim=1)
+    total = scored.sum()
+    out = []
+    for rows in torch.argsort(lengths, stable=True).tensor_split(parts):
+        if len(rows) == 0 or scored[rows].sum() == 0:
+            continue
+        T = int(lengths[rows].max())
+        part = Batch(batch.inputs[rows, :T], batch.targets[rows, :T], batch.position_ids[rows, :T],
+                     [batch.examples[int(r)] for r in rows])
+        out.append((part, scored[rows].sum() / total))
+    return out
+
+
 def eval_examples(task: Task, lo: int, hi: int, count: int, tag: int = 0, **overrides) -> list[Example]:
     """A fixed evaluation set: `count` examples with lengths uniform over the task's valid lengths
     in [lo, hi]. The set depends

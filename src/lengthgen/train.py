@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from . import __version__
 from .config import RunConfig
-from .data import IGNORE, train_batch
+from .data import IGNORE, length_buckets, train_batch
 from .distributed import DataParallel
 from .evaluate import autocast, evaluate, in_distribution_accuracy
 from .model import Transformer, TransformerConfig
@@ -192,17 +192,23 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = 
         step = state["step"]
         model.train()
         batch, share = dp.shard(train_batch(task, cfg.seed, step, t.batch_size, cfg.task.train_lengths, offset_len,
-                                            position_sampler).to(device))
-        loss = share * loss_on(net, batch, t.bf16, device, t.position_loss_weight)
+                                            position_sampler))
+        opt.zero_grad(set_to_none=True)
+        loss = torch.zeros((), device=device)
+        for part, part_share in length_buckets(batch, t.length_buckets):  # gradient accumulation
+            part_loss = share * part_share.to(device) * loss_on(net, part.to(device), t.bf16, device,
+                                                                t.position_loss_weight)
+            part_loss.backward()
+            loss += part_loss.detach()
         if t.positional_reg:
-            loss = loss + t.positional_reg * positional_attention_penalty(model)
+            penalty = t.positional_reg * positional_attention_penalty(model)
+            penalty.backward()
+            loss += penalty.detach()
         whole_loss = dp.average(loss)  # = loss in one process; all ranks see the same value
         if not torch.isfinite(whole_loss):
             state["status"] = "diverged"
             state["curves"].append({"step": step, "name": "loss", "value": float("nan")})
             break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
         if t.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         opt.step()
