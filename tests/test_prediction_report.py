@@ -35,11 +35,14 @@ def test_agreement_column_without_protocol(tmp_path):
     add_run(store, "e", "majority", "nope", [1.0, 0.95, 0.8], seed=1)  # ...pooled: mean 0.85, fails
     add_run(store, "e", "sort", "rope", [1.0, 1.0, 1.0])  # no prediction for RoPE: not listed
     add_run(store, "e", "sparse_parity", "ape", [1.0, 1.0, 1.0])  # no C-RASP entry: not listed
+    add_run(store, "e", "sort", "ape", [0.6, 0.1, 0.0])  # never fit its training lengths: not judged
     columns, rows = prediction_table(prediction_rows(store, "e"))
     assert columns[4:] == ["[1,50]", "[51,100]", "[101,150]", "predicted", "observed", "agrees"]
     table = by_task_scheme(columns, rows)
     assert set(table) == {("bin_majority", "ape"), ("parity", "nope"), ("repeat_copy", "ape+reg 0.0001"),
-                          ("majority", "nope")}
+                          ("majority", "nope"), ("sort", "ape")}
+    assert [table["sort", "ape"][c] for c in ("predicted", "observed", "agrees")] == \
+        ["generalizes", "not learned", None]
     assert [table["bin_majority", "ape"][c] for c in ("predicted", "observed", "agrees")] == \
         ["generalizes", "generalizes", "yes"]
     assert [table["parity", "nope"][c] for c in ("predicted", "observed", "agrees")] == \
@@ -69,6 +72,6 @@ def test_protocol_rows_use_successful_seeds_and_report_draws_them(tmp_path):
     console = Console(record=True, width=250)
     paths = report(store, experiment="p", metric="exact_match_tf", out_dir=tmp_path / "plots", console=console)
     text = " ".join(console.export_text().split())  # undo rich's line wrapping
-    assert "observed generalizes iff the mean on [101,150] is >= 90%" in text and "1/1 agree" in text
+    assert "observed generalizes iff the mean on [101,150] is >= 90%" in text and "1/1 judged rows agree" in text
     [figure] = [p for p in paths if p.name.endswith("_predictions.png")]
     assert image.imread(figure).shape[0] > 100
