@@ -229,7 +229,10 @@ def cmd_demo(args):
     args.experiment = str(find_preset("demo"))
     args.only = None
     args.no_report = False
-    args.executor, args.workers, args.threads, args.address = "sequential", None, None, None
+    # Its two runs train side by side, one thread each: tiny models gain nothing from more.
+    workers = min(2, os.cpu_count() or 1)
+    args.executor, args.workers, args.threads, args.address = ("local" if workers > 1 else "sequential",
+                                                               workers if workers > 1 else None, 1, None)
     args.ensemble = None
     return cmd_run(args)
 
