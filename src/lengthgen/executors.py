@@ -87,8 +87,10 @@ def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "se
     """
     check_settings(executor, workers, threads, address, max_retries)
     todo, result = [], SweepResult()
+    from .train import is_done
+
     for cfg in configs:
-        if store.is_finished(cfg.key()):
+        if is_done(store, cfg.key()):
             result.done.append(cfg.key())
         else:
             todo.append(cfg)

@@ -151,10 +151,19 @@ def stops_early(model: Transformer, task: Task, cfg: RunConfig, device, state: d
     return False
 
 
+def is_done(store: ResultsStore, key: str) -> bool:
+    """Whether a run is finished. A process killed after recording its run but before deleting the
+    checkpoint leaves a stale one behind; it is dropped here, where it can no longer be used."""
+    if not store.is_finished(key):
+        return False
+    checkpoint_path(store, key).unlink(missing_ok=True)
+    return True
+
+
 def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = False) -> dict:
     """Train and evaluate one run (resuming from its checkpoint); returns the stored run."""
     key = cfg.key()
-    if not force and store.is_finished(key):
+    if not force and is_done(store, key):
         return store.get_run(key)
     ckpt_path = checkpoint_path(store, key)
     dp = DataParallel()  # several processes under torchrun (distributed.py), else a no-op
