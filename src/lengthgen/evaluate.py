@@ -37,11 +37,13 @@ def token_logits(model, inputs, position_ids):
 
 
 @torch.no_grad()
-def greedy_predictions(model, batch: Batch, predicted_positions: bool = False) -> torch.Tensor:
+def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
+                       teacher_forced: torch.Tensor | None = None) -> torch.Tensor:
     """Predictions [B, T] where, from each example's `answer_start` on, every prediction is fed
     back as the next input token; positions before it are teacher-forced. Position IDs are the
     example's own (oracle) IDs, or with `predicted_positions` (PPC) each generated token gets the
-    ID the model's position head predicted for it."""
+    ID the model's position head predicted for it. `teacher_forced`: the batch's teacher-forced
+    argmax when the caller already has it (saves one forward pass)."""
     if predicted_positions and getattr(model, "position_head", None) is None:
         raise ValueError("decoding with predicted position IDs needs a model with a position head "
                          "(model.predict_positions: true)")
@@ -52,7 +54,8 @@ def greedy_predictions(model, batch: Batch, predicted_positions: bool = False) -
     lengths = torch.tensor([len(e.inputs) for e in batch.examples])
     scored = batch.targets != IGNORE
     last = torch.where(scored.any(1), T - 1 - scored.flip(1).int().argmax(1), 0)  # last scored index
-    preds = token_logits(model, inputs, pos).argmax(-1)  # teacher-forced part
+    # Positions before each answer are teacher-forced.
+    preds = token_logits(model, inputs, pos).argmax(-1) if teacher_forced is None else teacher_forced.clone()
     rows = torch.arange(B)
     for s in range(int((last - starts).clamp(min=-1).max()) + 1):
         t = starts + s
@@ -87,9 +90,9 @@ def score(model, examples: list[Example], batch_size: int, device, bf16=False, g
         with autocast(device, bf16):
             outputs = model(batch.inputs, batch.position_ids)
             pred = (outputs[0] if ppc else outputs).argmax(-1)
-            gpred = greedy_predictions(model, batch, predicted_positions=ppc) if greedy else None
+            gpred = greedy_predictions(model, batch, ppc, pred) if greedy else None
             if ppc and greedy:
-                oracle_ok.append(all_right(greedy_predictions(model, batch)))
+                oracle_ok.append(all_right(greedy_predictions(model, batch, teacher_forced=pred)))
         right = (pred == batch.targets) & scored
         tf.append((right.sum(1) == scored.sum(1)).cpu())
         tok_right.append(right.sum(1).cpu())
