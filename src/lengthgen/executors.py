@@ -21,9 +21,12 @@ curves are replaced in the same transaction that marks it finished.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -38,7 +41,8 @@ from .store import ResultsStore
 
 EXECUTORS = ("sequential", "local", "ray")
 MAX_RETRIES = 2  # re-runs of a run whose worker died (an exception in the run is not retried)
-PARENT_POLL_S = 0.2
+PARENT_POLL_S = 0.2  # where PDEATHSIG is missing (not Linux)
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -160,13 +164,21 @@ def _environment(**values: str):
                 os.environ[k] = v
 
 
-def _exit_with_parent():
-    """Exit this process as soon as its parent is gone (reparented), even mid-run.
+def _exit_with_parent(parent: int):
+    """Exit this process as soon as its parent `parent` is gone, even mid-run.
 
     A killed driver must not leave workers training: the rerun of the sweep would start the same
-    runs a second time next to them.
+    runs a second time next to them, and a run finishing after the kill would hide where it landed.
+    On Linux the kernel sends SIGKILL the moment the parent dies (prctl PDEATHSIG); elsewhere a
+    thread polls for re-parenting.
     """
-    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # died before the request took effect
+            os._exit(1)
+        return
 
     def watch():
         while os.getppid() == parent:
@@ -176,9 +188,9 @@ def _exit_with_parent():
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
-def _local_worker(conn, root: str, threads: int):
+def _local_worker(conn, root: str, threads: int, parent: int):
     """Worker process: receive a RunConfig, train it into the shared store, report; None stops."""
-    _exit_with_parent()
+    _exit_with_parent(parent)
     import torch
 
     from .train import train_run
@@ -203,7 +215,8 @@ def _local_worker(conn, root: str, threads: int):
 class _Worker:
     def __init__(self, ctx, root: str, threads: int):
         self.conn, child_conn = ctx.Pipe()
-        self.proc = ctx.Process(target=_local_worker, args=(child_conn, root, threads), daemon=True)
+        self.proc = ctx.Process(target=_local_worker, args=(child_conn, root, threads, os.getpid()),
+                                daemon=True)
         n = str(threads)
         with _environment(**{var: n for var in THREAD_ENV_VARS}):
             self.proc.start()
