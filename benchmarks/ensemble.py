@@ -8,7 +8,7 @@ order) so that load from other jobs on a shared machine hits them alike; the rep
 median over rounds of sequential time / ensemble time, which is also the tokens/s ratio.
 
     python benchmarks/ensemble.py                    # CPU: 8 runs of 2 layers, width 64
-    python benchmarks/ensemble.py --device cuda --members 8 --steps 200
+    python benchmarks/ensemble.py --device cuda --members 8 --steps 200 --data-workers 4
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def configs(args) -> list:
             "train": {"steps": args.steps, "batch_size": args.batch, "early_stop_acc": None,
                       "eval_every": args.steps, "eval_examples": 64, "checkpoint_every": 10 ** 6},
             "eval": {"examples_per_bin": 64, "greedy": False},
-            "device": args.device}
+            "device": args.device, "data_workers": args.data_workers}
     return [load_run_config({**base, "seed": m, "train": {**base["train"], "lr": (1e-3, 3e-3)[m % 2]}})
             for m in range(args.members)]
 
@@ -61,6 +61,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--data-workers", type=int, default=0,
+                   help="processes drawing batches ahead, for both contenders (config data_workers)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -70,7 +72,7 @@ def main() -> None:
                                     != 0).sum()) for s in range(5))
     tokens = per_step * args.steps * args.members  # <pad> is token 0: real tokens only
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads, device {args.device}")
+          f"threads, device {args.device}, {args.data_workers} data workers")
     print(f"{args.members} runs x {args.steps} steps, batch {args.batch}, {args.layers} layers / {args.heads} heads / "
           f"width {args.width}; about {tokens / 1e6:.2f} M training tokens per contender")
     contenders = {

@@ -1,4 +1,5 @@
-"""Data-parallel training: two gloo processes under torchrun train the run one process trains."""
+"""Data-parallel training: two gloo processes under torchrun train the run one process trains.
+Both sides run on the CPU (device: cpu), also on a machine with a GPU."""
 
 import os
 import subprocess
@@ -10,7 +11,7 @@ from lengthgen.config import load_run_config
 from lengthgen.store import ResultsStore
 from lengthgen.train import train_run
 
-SETTINGS = {"task.params.k": "[1,2]", "task.train_lengths": "[4,10]", "task.eval_bins": "[[4,10]]",
+SETTINGS = {"device": "cpu", "task.params.k": "[1,2]", "task.train_lengths": "[4,10]", "task.eval_bins": "[[4,10]]",
             "model.n_layers": "1", "model.d_model": "16", "train.steps": "30", "train.batch_size": "9",
             "train.eval_every": "15", "train.checkpoint_every": "10", "train.early_stop_acc": "null",
             "train.positional_reg": "0.01", "eval.examples_per_bin": "24"}
@@ -23,7 +24,7 @@ def test_two_processes_follow_the_single_process_loss_curve(tmp_path):
                            "model": {"n_layers": 1, "d_model": 16},
                            "train": {"steps": 30, "batch_size": 9, "eval_every": 15, "checkpoint_every": 10,
                                      "early_stop_acc": None, "positional_reg": 0.01},
-                           "eval": {"examples_per_bin": 24}})
+                           "eval": {"examples_per_bin": 24}, "device": "cpu"})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lengthgen.config import load_run_config
-from lengthgen.data import collate, eval_examples
+from lengthgen.data import TrainBatches, collate, eval_examples, train_batch
 from lengthgen.evaluate import greedy_predictions, score
 from lengthgen.store import ResultsStore
 from lengthgen.train import build_model, lr_factor, train_run
@@ -175,3 +175,33 @@ def test_length_buckets_cut_padding_and_keep_the_gradient():
 def test_length_buckets_run_trains(tmp_path):
     run = train_run(cfg_with(train={"steps": 20, "length_buckets": 3}), ResultsStore(tmp_path))
     assert run["status"] == "finished" and run["config"]["train"]["length_buckets"] == 3
+
+
+def _stored(store: ResultsStore, key: str):
+    metrics = sorted((m["lo"], m["hi"], m["grp"], m["metric"], m["value"]) for m in store.metrics(keys=[key]))
+    return metrics, [(c["step"], c["name"], c["value"]) for c in store.curves(key)]
+
+
+def test_batch_workers_draw_the_same_batches():
+    """Worker processes draw exactly `train_batch`'s batches, APE offsets and randomized positions
+    included, in any order of requests (ensemble members at different steps, repeated requests)."""
+    cfg = cfg_with(model={"positional": "randomized"})
+    task, lengths = cfg.task.build(), cfg.task.train_lengths
+    sampler = build_model(cfg, task).pos.sample_positions
+    requests = [(0, 0), (1, 0), (0, 1), (0, 1), (1, 3), (0, 2), (1, 4)]
+    with TrainBatches(task, 8, lengths, 40, sampler, workers=2, stop=5) as draw:
+        for seed, step in requests:
+            got, want = draw(seed, step), train_batch(task, seed, step, 8, lengths, 40, sampler)
+            for name in ("inputs", "targets", "position_ids"):
+                assert torch.equal(getattr(got, name), getattr(want, name)), (seed, step, name)
+            assert [e.length for e in got.examples] == [e.length for e in want.examples]
+
+
+def test_run_with_batch_workers_matches_run_without(tmp_path):
+    cfg = cfg_with(train={"steps": 30, "eval_every": 15})
+    plain = train_run(cfg, ResultsStore(tmp_path / "plain"))
+    workers = train_run(cfg.model_copy(update={"data_workers": 2}), ResultsStore(tmp_path / "workers"))
+    assert workers["key"] == plain["key"]  # an execution setting, not part of the run's identity
+    assert workers["config"]["data_workers"] == 2
+    assert _stored(ResultsStore(tmp_path / "workers"), workers["key"]) == _stored(ResultsStore(tmp_path / "plain"),
+                                                                                  plain["key"])

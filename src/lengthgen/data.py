@@ -7,6 +7,7 @@ split a step's batch without coordination. Evaluation sets use the separate EVAL
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -63,6 +64,80 @@ def train_batch(task: Task, seed: int, step: int, batch_size: int, lengths: tupl
         examples = [replace(e, position_ids=position_sampler(
             rng, np.arange(len(e.inputs)) if e.position_ids is None else e.position_ids)) for e in examples]
     return collate(examples, offsets)
+
+
+class TrainBatches:
+    """`train_batch` for (seed, step) pairs, drawn in this process or by `workers` processes ahead.
+
+    Sampling is Python code per example: on a GPU a tiny model's step takes less time than
+    drawing its batch, so with workers the next batches are drawn while the current one trains.
+    Batches are pure functions of (seed, step), so workers change when a batch is made, never
+    what it holds. Ahead of a request for (seed, step), steps up to `lookahead` further (and below
+    `stop`) of the same seed are queued. Use as a context manager: leaving it stops the workers.
+    """
+
+    def __init__(self, task: Task, batch_size: int, lengths: tuple[int, int], offset_max_length: int | None,
+                 position_sampler=None, workers: int = 0, stop: int | None = None, lookahead: int | None = None):
+        self.args = (batch_size, tuple(lengths), offset_max_length)
+        self.task, self.position_sampler, self.stop = task, position_sampler, stop
+        self.lookahead = lookahead or 2 * workers
+        self.pending: dict[tuple[int, int], object] = {}  # (seed, step) -> future
+        self.served: dict[tuple[int, int], Batch] = {}  # the latest batch handed out per seed
+        self.pool = None
+        if workers:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a forked child would inherit torch's thread pools and open files.
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_batch_worker_init,
+                                            initargs=(os.getpid(), task, position_sampler, self.args))
+
+    def __call__(self, seed: int, step: int) -> Batch:
+        for table in (self.pending, self.served):  # earlier steps of this seed are not asked again
+            for key in [k for k in table if k[0] == seed and k[1] < step]:
+                old = table.pop(key)
+                if table is self.pending:
+                    old.cancel()
+        if (seed, step) in self.served:  # ensemble members that differ only in learning rate
+            return self.served[(seed, step)]
+        if self.pool is None:
+            batch = train_batch(self.task, seed, step, *self.args, self.position_sampler)
+        else:
+            last = step + self.lookahead if self.stop is None else min(step + self.lookahead, self.stop - 1)
+            for s in range(step, max(last, step) + 1):
+                if (seed, s) not in self.pending:
+                    self.pending[(seed, s)] = self.pool.submit(_batch_worker_draw, seed, s)
+            inputs, targets, positions, examples = self.pending.pop((seed, step)).result()
+            batch = Batch(torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(positions), examples)
+        self.served[(seed, step)] = batch
+        return batch
+
+    def __enter__(self) -> "TrainBatches":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_worker_state: dict = {}
+
+
+def _batch_worker_init(parent: int, task: Task, position_sampler, args: tuple) -> None:
+    from .executors import exit_with_parent
+
+    exit_with_parent(parent)  # a killed run must not leave its batch workers behind
+    torch.set_num_threads(1)
+    _worker_state.update(task=task, sampler=position_sampler, args=args)
+
+
+def _batch_worker_draw(seed: int, step: int):
+    """One batch as numpy arrays: torch tensors would travel as shared-memory handles, one file
+    descriptor each, and a long run would exhaust them."""
+    w = _worker_state
+    b = train_batch(w["task"], seed, step, *w["args"], w["sampler"])
+    return b.inputs.numpy(), b.targets.numpy(), b.position_ids.numpy(), b.examples
 
 
 def length_buckets(batch: Batch, parts: int) -> list[tuple[Batch, torch.Tensor]]:

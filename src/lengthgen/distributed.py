@@ -47,6 +47,10 @@ class DataParallel:
             raise ValueError(f"train.batch_size={batch_size} is smaller than the {self.world} data-parallel "
                              "processes: every process needs at least one example per step")
         if device.type == "cuda":
+            if self.local_rank >= torch.cuda.device_count():
+                raise ValueError(f"data-parallel process {self.local_rank} (LOCAL_RANK) needs its own GPU, but "
+                                 f"{torch.cuda.device_count()} are visible: start at most that many processes per "
+                                 "node, or train on the CPU with device: cpu")
             device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(device)
         if not dist.is_initialized():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 
 import torch
@@ -33,7 +34,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .config import ConfigError, RunConfig
-from .data import Batch, train_batch
+from .data import Batch, TrainBatches
 from .evaluate import autocast
 from .model import Transformer
 from .regularizer import positional_attention_penalty
@@ -215,40 +216,64 @@ def select_members(batched: Transformer, keep: list[int]) -> None:
 class StackedAdamW:
     """AdamW over stacked parameters [E, ...], member by member what `torch.optim.AdamW` does with
     the groups of `train.make_optimizer` (weight decay on matrices only), with a learning rate per
-    member. State per parameter: step count [E], first and second moments [E, ...]."""
+    member. State per parameter: step count [E] (on the host: the bias corrections are computed
+    there, once per step, instead of as a dozen tiny device kernels per parameter), first and
+    second moments [E, ...]. The moment updates run as multi-tensor (foreach) kernels."""
 
     def __init__(self, params: dict[str, nn.Parameter], weight_decay: float, betas: tuple[float, float],
                  moments: list[dict], eps: float = 1e-8):
         self.params, self.betas, self.eps = params, betas, eps
         self.weight_decay = {n: weight_decay if p.dim() >= 3 else 0.0 for n, p in params.items()}  # member dim + 2
-        self.state = {n: {key: torch.stack([m[n][key] for m in moments]).to(p.device) for key in
-                          ("step", "exp_avg", "exp_avg_sq")} for n, p in params.items()}
+        self.state = {n: {"step": torch.stack([m[n]["step"].detach().cpu().double() for m in moments]),
+                          **{key: torch.stack([m[n][key] for m in moments]).to(p.device)
+                             for key in ("exp_avg", "exp_avg_sq")}} for n, p in params.items()}
 
     def member_state(self, name: str, m: int) -> dict:
-        return {key: value[m].clone() for key, value in self.state[name].items()}
+        """Member m's state as `torch.optim.AdamW` holds it for one parameter."""
+        device = self.params[name].device
+        return {key: (value[m].to(device, torch.float32) if key == "step" else value[m].clone())
+                for key, value in self.state[name].items()}
 
     def select(self, keep: list[int], params: dict[str, nn.Parameter]) -> None:
-        index = torch.tensor(keep, device=next(iter(params.values())).device)
+        index = torch.tensor(keep)
+        device = next(iter(params.values())).device
         self.params = params
-        self.state = {n: {k: v[index] for k, v in s.items()} for n, s in self.state.items()}
+        self.state = {n: {k: v[index if k == "step" else index.to(device)] for k, v in s.items()}
+                      for n, s in self.state.items()}
 
     @torch.no_grad()
-    def step(self, lr: torch.Tensor) -> None:
-        """One update; `lr` [E] (float64) is each member's learning rate for this step."""
+    def step(self, lr: list[float]) -> None:
+        """One update; `lr` holds each member's learning rate for this step."""
         b1, b2 = self.betas
-        for name, p in self.params.items():
-            if p.grad is None:  # torch skips a parameter without a gradient, step count included
-                continue
-            s = self.state[name]
-            shape = (-1,) + (1,) * (p.dim() - 1)
+        lr = torch.tensor(lr, dtype=torch.float64)
+        live = [n for n, p in self.params.items() if p.grad is not None]  # torch skips a parameter without
+        if not live:                                                     # a gradient, step count included
+            return
+        factors = {}  # (step counts, weight decay) -> [3, E] device tensor: decay, step size, sqrt(bias corr. 2)
+        views = []
+        for name in live:
+            p, s = self.params[name], self.state[name]
             s["step"] += 1
-            step = s["step"].double()
-            p.mul_((1 - lr * self.weight_decay[name]).to(p.dtype).view(shape))
-            s["exp_avg"].lerp_(p.grad, 1 - b1)
-            s["exp_avg_sq"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-            step_size = (lr / (1 - b1 ** step)).to(p.dtype).view(shape)
-            denom = (s["exp_avg_sq"].sqrt() / (1 - b2 ** step).sqrt().to(p.dtype).view(shape)).add_(self.eps)
-            p.sub_(s["exp_avg"] / denom * step_size)
+            key = (tuple(s["step"].tolist()), self.weight_decay[name], p.dtype, p.device)
+            if key not in factors:
+                step = s["step"]
+                host = torch.stack([1 - lr * self.weight_decay[name], lr / (1 - b1 ** step), (1 - b2 ** step).sqrt()])
+                factors[key] = host.to(p.dtype).to(p.device, non_blocking=True)
+            shape = (3, -1) + (1,) * (p.dim() - 1)
+            views.append(factors[key].view(shape))
+        params = [self.params[n] for n in live]
+        grads = [p.grad for p in params]
+        exp_avgs = [self.state[n]["exp_avg"] for n in live]
+        exp_avg_sqs = [self.state[n]["exp_avg_sq"] for n in live]
+        for name, p, f in zip(live, params, views):
+            if self.weight_decay[name]:
+                p.mul_(f[0])
+        torch._foreach_lerp_(exp_avgs, grads, 1 - b1)
+        torch._foreach_mul_(exp_avg_sqs, b2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - b2)
+        denoms = torch._foreach_sqrt(exp_avg_sqs)
+        for p, m, d, f in zip(params, exp_avgs, denoms, views):
+            p.sub_(m / d.div_(f[2]).add_(self.eps) * f[1])
 
 
 def clip_member_grads(params: dict[str, nn.Parameter], max_norm: float) -> None:
@@ -375,50 +400,57 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress=None,
 
     # A checkpoint can hold a run that ended but was not yet recorded (killed in between).
     retire([m for m, mb in enumerate(members) if mb["state"]["step"] >= t.steps or mb["state"]["status"] != "running"])
-    while members:
-        E = len(members)
-        batches = [train_batch(task, mb["cfg"].seed, mb["state"]["step"], t.batch_size, cfg0.task.train_lengths,
-                               offset_len, sampler).to(device) for mb in members]
-        T = max(b.inputs.shape[1] for b in batches)
-        full = [_pad_to(b, T) for b in batches]
-        batched.train()
-        with autocast(device, t.bf16):
-            out = batched(torch.cat([b.inputs for b in full]), torch.cat([b.position_ids for b in full]))
-        outs = out if isinstance(out, tuple) else (out,)
-        outs = [o.view(E, t.batch_size, T, -1) for o in outs]
-        losses = []
-        for m, b in enumerate(batches):  # each member's loss exactly as `loss_on` computes it alone
-            own = [o[m, :, :b.inputs.shape[1]] for o in outs]
-            losses.append(output_loss(tuple(own) if isinstance(out, tuple) else own[0], b, t.position_loss_weight))
-        losses = torch.stack(losses)
-        if penalty is not None:
-            reg = [functional_call(penalty, {f"model.{n}": p[m] for n, p in params.items()}, ()) for m in range(E)]
-            losses = losses + t.positional_reg * torch.stack(reg)
-        values = losses.tolist()
-        finite = torch.isfinite(losses)
-        for p in params.values():
-            p.grad = None
-        if finite.any():
-            losses[finite].sum().backward()  # members share no weights: each gets its own loss's gradient
-            if t.grad_clip:
-                clip_member_grads(params, t.grad_clip)
-            lrs = [mb["cfg"].train.lr * lr_factor(mb["state"]["step"], mb["cfg"]) for mb in members]
-            opt.step(torch.tensor(lrs, dtype=torch.float64, device=device))
-        done = []
-        for m, mb in enumerate(members):
-            cfg, state = mb["cfg"], mb["state"]
-            if not finite[m]:
-                state["status"] = "diverged"
-                state["curves"].append({"step": state["step"], "name": "loss", "value": float("nan")})
-                done.append(m)
-                continue
-            state["step"] = step = state["step"] + 1
-            log_step(state, cfg, values[m], cfg.train.lr * lr_factor(step, cfg))
-            if (id_check_due(step, cfg) and stops_early(load_shell(m), task, cfg, device, state)) or step == t.steps:
-                done.append(m)
-            elif step % t.checkpoint_every == 0:
-                checkpoint(m)
-            if mb["bar"] is not None:
-                progress.update(mb["bar"], completed=step, description=f"{cfg.name or cfg.key()} loss {values[m]:.3f}")
-        retire(done)
+    workers = cfg0.data_workers
+    with TrainBatches(task, t.batch_size, cfg0.task.train_lengths, offset_len, sampler, workers=workers,
+                      stop=t.steps, lookahead=max(1, 2 * workers // len(members))) as draw:
+        while members:
+            E = len(members)
+            drawn = [draw(mb["cfg"].seed, mb["state"]["step"]) for mb in members]
+            T = max(b.inputs.shape[1] for b in drawn)
+            full = [_pad_to(b, T) for b in drawn]
+            # one host-to-device copy per tensor for the whole ensemble, not one per member
+            inputs, targets, position_ids = (torch.cat([getattr(b, f) for b in full]).to(device)
+                                             for f in ("inputs", "targets", "position_ids"))
+            batched.train()
+            with autocast(device, t.bf16):
+                out = batched(inputs, position_ids)
+            outs = out if isinstance(out, tuple) else (out,)
+            outs = [o.view(E, t.batch_size, T, -1) for o in outs]
+            losses = []
+            for m, b in enumerate(drawn):  # each member's loss exactly as `loss_on` computes it alone
+                n, rows = b.inputs.shape[1], slice(m * t.batch_size, (m + 1) * t.batch_size)
+                own = [o[m, :, :n] for o in outs]
+                mine = Batch(inputs[rows, :n], targets[rows, :n], position_ids[rows, :n], b.examples)
+                losses.append(output_loss(tuple(own) if isinstance(out, tuple) else own[0], mine,
+                                          t.position_loss_weight))
+            losses = torch.stack(losses)
+            if penalty is not None:
+                reg = [functional_call(penalty, {f"model.{n}": p[m] for n, p in params.items()}, ()) for m in range(E)]
+                losses = losses + t.positional_reg * torch.stack(reg)
+            values = losses.tolist()  # the step's one device sync
+            finite = [math.isfinite(v) for v in values]
+            for p in params.values():
+                p.grad = None
+            if any(finite):
+                losses[torch.tensor(finite, device=device)].sum().backward()  # members share no weights
+                if t.grad_clip:
+                    clip_member_grads(params, t.grad_clip)
+                opt.step([mb["cfg"].train.lr * lr_factor(mb["state"]["step"], mb["cfg"]) for mb in members])
+            done = []
+            for m, mb in enumerate(members):
+                cfg, state = mb["cfg"], mb["state"]
+                if not finite[m]:
+                    state["status"] = "diverged"
+                    state["curves"].append({"step": state["step"], "name": "loss", "value": float("nan")})
+                    done.append(m)
+                    continue
+                state["step"] = step = state["step"] + 1
+                log_step(state, cfg, values[m], cfg.train.lr * lr_factor(step, cfg))
+                if (id_check_due(step, cfg) and stops_early(load_shell(m), task, cfg, device, state)) or step == t.steps:
+                    done.append(m)
+                elif step % t.checkpoint_every == 0:
+                    checkpoint(m)
+                if mb["bar"] is not None:
+                    progress.update(mb["bar"], completed=step, description=f"{cfg.name or cfg.key()} loss {values[m]:.3f}")
+            retire(done)
     return [store.get_run(c.key()) for c in configs]

@@ -50,24 +50,26 @@ def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
     inputs = batch.inputs.clone()
     pos = batch.position_ids.clone() if predicted_positions else batch.position_ids
     B, T = inputs.shape
-    starts = torch.tensor([e.answer_start if e.answer_start is not None else T for e in batch.examples])
-    lengths = torch.tensor([len(e.inputs) for e in batch.examples])
+    device = inputs.device  # everything below lives beside the batch: no host/device mixing
+    starts = torch.tensor([e.answer_start if e.answer_start is not None else T for e in batch.examples],
+                          device=device)
+    lengths = torch.tensor([len(e.inputs) for e in batch.examples], device=device)
     scored = batch.targets != IGNORE
     last = torch.where(scored.any(1), T - 1 - scored.flip(1).int().argmax(1), 0)  # last scored index
     # Positions before each answer are teacher-forced.
     preds = token_logits(model, inputs, pos).argmax(-1) if teacher_forced is None else teacher_forced.clone()
-    rows = torch.arange(B)
+    rows = torch.arange(B, device=device)
     for s in range(int((last - starts).clamp(min=-1).max()) + 1):
         t = starts + s
-        active = (t <= last).to(inputs.device)
+        active = t <= last
         if not active.any():
             break
-        t = t.clamp(max=T - 1).to(inputs.device)
+        t = t.clamp(max=T - 1)
         horizon = int(t[active].max()) + 1  # causal: later columns cannot matter
         out = model(inputs[:, :horizon], pos[:, :horizon])
         step_pred = (out[0] if isinstance(out, tuple) else out)[rows, t].argmax(-1)
         preds[rows[active], t[active]] = step_pred[active]
-        feed = active & (t + 1 < lengths.to(inputs.device))
+        feed = active & (t + 1 < lengths)
         inputs[rows[feed], t[feed] + 1] = step_pred[feed]
         if predicted_positions:
             pos[rows[feed], t[feed] + 1] = out[1][rows, t].argmax(-1)[feed]

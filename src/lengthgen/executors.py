@@ -164,7 +164,7 @@ def _environment(**values: str):
                 os.environ[k] = v
 
 
-def _exit_with_parent(parent: int):
+def exit_with_parent(parent: int):
     """Exit this process as soon as its parent `parent` is gone, even mid-run.
 
     A killed driver must not leave workers training: the rerun of the sweep would start the same
@@ -190,7 +190,7 @@ def _exit_with_parent(parent: int):
 
 def _local_worker(conn, root: str, threads: int, parent: int):
     """Worker process: receive a RunConfig, train it into the shared store, report; None stops."""
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     import torch
 
     from .train import train_run

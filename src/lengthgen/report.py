@@ -62,7 +62,7 @@ class Series:
 
 
 def _config_id(run: dict) -> str:
-    cfg = {k: v for k, v in run["config"].items() if k not in ("seed", "name", "experiment", "device")}
+    cfg = {k: v for k, v in run["config"].items() if k not in ("seed", "name", "experiment", "device", "data_workers")}
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
 
 

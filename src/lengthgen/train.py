@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from . import __version__
 from .config import RunConfig
-from .data import IGNORE, length_buckets, train_batch
+from .data import IGNORE, TrainBatches, length_buckets
 from .distributed import DataParallel
 from .evaluate import autocast, evaluate, in_distribution_accuracy
 from .model import Transformer, TransformerConfig
@@ -197,40 +197,41 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = 
         save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                      "state": state}, ckpt_path)
 
-    while state["step"] < t.steps and state["status"] == "running":
-        step = state["step"]
-        model.train()
-        batch, share = dp.shard(train_batch(task, cfg.seed, step, t.batch_size, cfg.task.train_lengths, offset_len,
-                                            position_sampler))
-        opt.zero_grad(set_to_none=True)
-        loss = torch.zeros((), device=device)
-        for part, part_share in length_buckets(batch, t.length_buckets):  # gradient accumulation
-            part_loss = share * part_share.to(device) * loss_on(net, part.to(device), t.bf16, device,
-                                                                t.position_loss_weight)
-            part_loss.backward()
-            loss += part_loss.detach()
-        if t.positional_reg:
-            penalty = t.positional_reg * positional_attention_penalty(model)
-            penalty.backward()
-            loss += penalty.detach()
-        whole_loss = dp.average(loss)  # = loss in one process; all ranks see the same value
-        if not torch.isfinite(whole_loss):
-            state["status"] = "diverged"
-            state["curves"].append({"step": step, "name": "loss", "value": float("nan")})
-            break
-        if t.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step()
-        sched.step()
-        state["step"] = step = step + 1
-        log_step(state, cfg, whole_loss.item(), sched.get_last_lr()[0])
-        if dp.agree(dp.is_main and stops_early(model, task, cfg, device, state)):
-            state["stopped_early_at"] = step
-            break
-        if step % t.checkpoint_every == 0 and dp.is_main:
-            checkpoint()
-        if bar is not None:
-            progress.update(bar, completed=step, description=f"{cfg.name or key} loss {whole_loss.item():.3f}")
+    with TrainBatches(task, t.batch_size, cfg.task.train_lengths, offset_len, position_sampler,
+                      workers=cfg.data_workers, stop=t.steps) as draw:
+        while state["step"] < t.steps and state["status"] == "running":
+            step = state["step"]
+            model.train()
+            batch, share = dp.shard(draw(cfg.seed, step))
+            opt.zero_grad(set_to_none=True)
+            loss = torch.zeros((), device=device)
+            for part, part_share in length_buckets(batch, t.length_buckets):  # gradient accumulation
+                part_loss = share * part_share.to(device) * loss_on(net, part.to(device), t.bf16, device,
+                                                                    t.position_loss_weight)
+                part_loss.backward()
+                loss += part_loss.detach()
+            if t.positional_reg:
+                penalty = t.positional_reg * positional_attention_penalty(model)
+                penalty.backward()
+                loss += penalty.detach()
+            whole_loss = dp.average(loss)  # = loss in one process; all ranks see the same value
+            if not torch.isfinite(whole_loss):
+                state["status"] = "diverged"
+                state["curves"].append({"step": step, "name": "loss", "value": float("nan")})
+                break
+            if t.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            opt.step()
+            sched.step()
+            state["step"] = step = step + 1
+            log_step(state, cfg, whole_loss.item(), sched.get_last_lr()[0])
+            if dp.agree(dp.is_main and stops_early(model, task, cfg, device, state)):
+                state["stopped_early_at"] = step
+                break
+            if step % t.checkpoint_every == 0 and dp.is_main:
+                checkpoint()
+            if bar is not None:
+                progress.update(bar, completed=step, description=f"{cfg.name or key} loss {whole_loss.item():.3f}")
     if dp.is_main:
         status = finish(cfg, store, model, task, state, config, time.perf_counter() - started, device)
         if bar is not None:

@@ -10,6 +10,7 @@ branches on the scheme. A scheme acts through up to three hooks, each a no-op by
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -220,6 +221,16 @@ class FIRE(PositionalScheme):
         return self.mlp(self._ratio(uq, ud)[:, None])[where].permute(0, 3, 1, 2)
 
 
+def subset_positions(span: int, rng, ids):
+    """`ids` (numpy int array) mapped through a sorted random subset of [0, span)."""
+    size = int(ids.max()) + 1
+    if size > span:
+        raise ValueError(f"randomized: position ID {size - 1} does not fit in span {span}; raise "
+                         "model.positional_params.span")
+    subset = np.sort(rng.choice(span, size=size, replace=False))
+    return subset[ids]
+
+
 @register_scheme("randomized")
 class Randomized(PositionalScheme):
     """Randomized positions (Ruoss et al. 2023) over a `base` scheme (default sinusoidal).
@@ -243,14 +254,11 @@ class Randomized(PositionalScheme):
             raise ValueError(f"randomized: span must be >= 1, got {span}")
         self.base = make_scheme(base, d_model, n_heads, self.span)
 
-    def sample_positions(self, rng, ids):
-        """`ids` (numpy int array) mapped through a sorted random subset of [0, span)."""
-        size = int(ids.max()) + 1
-        if size > self.span:
-            raise ValueError(f"randomized: position ID {size - 1} does not fit in span {self.span}; raise "
-                             "model.positional_params.span")
-        subset = np.sort(rng.choice(self.span, size=size, replace=False))
-        return subset[ids]
+    @property
+    def sample_positions(self):
+        """The training-data transform `(rng, ids) -> ids`: a plain function of `span`, so batch
+        workers in other processes can run it without this module."""
+        return functools.partial(subset_positions, self.span)
 
     def embed(self, position_ids):
         return self.base.embed(position_ids)
