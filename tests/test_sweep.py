@@ -106,6 +106,16 @@ def test_dead_worker_run_is_requeued_and_failures_are_reported(clean, tmp_path):
     assert not multiprocessing.active_children()
 
 
+def test_local_worker_runs_can_use_batch_workers(clean, tmp_path):
+    """A run in a local worker process may start its own batch workers (data_workers) and gets the
+    numbers of the same run without them."""
+    cfg = sweep_configs()[0]
+    store = ResultsStore(tmp_path)
+    result = run_sweep([cfg.model_copy(update={"data_workers": 1})], store, "local", workers=1, threads=1)
+    assert result.done == [cfg.key()] and not result.failed
+    assert results(store) == results(clean[0], keys={cfg.key()})
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for entry in os.listdir("/proc"):

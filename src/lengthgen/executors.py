@@ -215,8 +215,9 @@ def _local_worker(conn, root: str, threads: int, parent: int):
 class _Worker:
     def __init__(self, ctx, root: str, threads: int):
         self.conn, child_conn = ctx.Pipe()
-        self.proc = ctx.Process(target=_local_worker, args=(child_conn, root, threads, os.getpid()),
-                                daemon=True)
+        # Not a daemon: a run may start its own batch workers (data_workers), and daemons cannot have
+        # children. Workers still end with the driver (exit_with_parent) and are stopped in `_local`.
+        self.proc = ctx.Process(target=_local_worker, args=(child_conn, root, threads, os.getpid()))
         n = str(threads)
         with _environment(**{var: n for var in THREAD_ENV_VARS}):
             self.proc.start()
