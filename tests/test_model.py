@@ -41,6 +41,29 @@ def test_explicit_position_ids(scheme):
     assert torch.allclose(base, shifted, atol=1e-4) == relative
 
 
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+def test_cached_decoding_equals_full_forward(scheme):
+    """A prefix in one pass, then one token at a time through the key/value cache, gives the
+    logits of one full forward pass, with coupled (repeated, non-monotone) position IDs too."""
+    model = model_for(scheme, position_vocab=8)
+    x = torch.randint(4, 13, (3, 11))
+    pos = torch.tensor([0, 3, 2, 1, 0, 3, 2, 1, 0, 1, 2]).expand(3, 11)
+    with torch.no_grad():
+        full, full_ids = model(x, pos)
+        cache = model.new_cache()
+        parts = [model(x[:, :5], pos[:, :5], cache)]
+        parts += [model(x[:, t:t + 1], pos[:, :t + 1], cache) for t in range(5, 9)]
+        parts.append(model(x[:, 9:], pos, cache))  # two new tokens at once
+    torch.testing.assert_close(torch.cat([p[0] for p in parts], 1), full, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.cat([p[1] for p in parts], 1), full_ids, rtol=1e-5, atol=1e-5)
+
+
+def test_cached_decoding_needs_the_position_ids():
+    model = model_for("rope")
+    with pytest.raises(ValueError, match="position IDs of all tokens"):
+        model(torch.randint(4, 13, (1, 3)), cache=model.new_cache())
+
+
 def test_shared_position_ids_make_tokens_look_alike():
     """Position IDs are data: two tokens with the same ID and token are indistinguishable to the
     first layer under APE, whatever their index."""

@@ -80,12 +80,15 @@ def test_ape_table_covers_offsets_and_eval_lengths():
     assert model.cfg.max_positions == task.seq_len(20)  # offsets fill up to the longest eval length
 
 
-def test_greedy_decoding_matches_naive_loop_and_teacher_forcing():
-    """Batched greedy decoding agrees with a one-example-at-a-time loop; and without predicted
-    position IDs, greedy exact match equals teacher-forced exact match."""
+@pytest.mark.parametrize("scheme", ["ape", "rope", "fire", "abacus"])
+@pytest.mark.parametrize("task", [{"name": "kgram_lookup", "params": {"k": [1, 3], "distractors": 1}},
+                                  {"name": "sort", "train_lengths": [1, 50]}])  # one-token / long answers
+def test_greedy_decoding_matches_naive_loop_and_teacher_forcing(scheme, task):
+    """Batched greedy decoding (key/value cache, answers starting at different positions) agrees
+    with a one-example-at-a-time loop of full forward passes; and without predicted position IDs,
+    greedy exact match equals teacher-forced exact match."""
     torch.manual_seed(0)
-    cfg = load_run_config({"task": {"name": "kgram_lookup", "params": {"k": [1, 3], "distractors": 1}},
-                           "model": {"n_layers": 1, "d_model": 16}})
+    cfg = load_run_config({"task": task, "model": {"n_layers": 1, "d_model": 16, "positional": scheme}})
     task = cfg.task.build()
     model = build_model(cfg, task).eval()
     examples = eval_examples(task, 12, 30, 24)

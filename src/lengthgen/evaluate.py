@@ -49,30 +49,36 @@ def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
                          "(model.predict_positions: true)")
     inputs = batch.inputs.clone()
     pos = batch.position_ids.clone() if predicted_positions else batch.position_ids
-    B, T = inputs.shape
+    T = inputs.shape[1]
     device = inputs.device  # everything below lives beside the batch: no host/device mixing
     starts = torch.tensor([e.answer_start if e.answer_start is not None else T for e in batch.examples],
                           device=device)
     lengths = torch.tensor([len(e.inputs) for e in batch.examples], device=device)
     scored = batch.targets != IGNORE
     last = torch.where(scored.any(1), T - 1 - scored.flip(1).int().argmax(1), 0)  # last scored index
-    # Positions before each answer are teacher-forced.
+    # Up to and including each answer's first position every input is given, so teacher forcing
+    # already holds those predictions; decoding starts where a prediction is fed back.
     preds = token_logits(model, inputs, pos).argmax(-1) if teacher_forced is None else teacher_forced.clone()
-    rows = torch.arange(B, device=device)
-    for s in range(int((last - starts).clamp(min=-1).max()) + 1):
-        t = starts + s
-        active = t <= last
-        if not active.any():
+    decoded = starts < last
+    if not decoded.any():  # one-token answers
+        return preds
+    first, end = int(starts[decoded].min()), int(last[decoded].max())
+    # Position by position for the whole batch, keeping every token's keys and values: the prefix
+    # up to the earliest answer start in one pass, then one token per step.
+    cache = model.new_cache()
+    out = model(inputs[:, :first + 1], pos[:, :first + 1], cache)
+    for t in range(first, end + 1):
+        logits, pos_logits = out if isinstance(out, tuple) else (out, None)
+        step_pred = logits[:, -1].argmax(-1)
+        active = (starts <= t) & (t <= last)
+        preds[active, t] = step_pred[active]
+        if t == end:
             break
-        t = t.clamp(max=T - 1)
-        horizon = int(t[active].max()) + 1  # causal: later columns cannot matter
-        out = model(inputs[:, :horizon], pos[:, :horizon])
-        step_pred = (out[0] if isinstance(out, tuple) else out)[rows, t].argmax(-1)
-        preds[rows[active], t[active]] = step_pred[active]
         feed = active & (t + 1 < lengths)
-        inputs[rows[feed], t[feed] + 1] = step_pred[feed]
+        inputs[feed, t + 1] = step_pred[feed]
         if predicted_positions:
-            pos[rows[feed], t[feed] + 1] = out[1][rows, t].argmax(-1)[feed]
+            pos[feed, t + 1] = pos_logits[:, -1].argmax(-1)[feed]
+        out = model(inputs[:, t + 1:t + 2], pos[:, :t + 2], cache)
     return preds
 
 
