@@ -246,10 +246,12 @@ class StackedAdamW:
         """One update; `lr` holds each member's learning rate for this step."""
         b1, b2 = self.betas
         lr = torch.tensor(lr, dtype=torch.float64)
-        live = [n for n, p in self.params.items() if p.grad is not None]  # torch skips a parameter without
-        if not live:                                                     # a gradient, step count included
+        # torch skips a parameter without a gradient, its step count included
+        live = [n for n, p in self.params.items() if p.grad is not None]
+        if not live:
             return
-        factors = {}  # (step counts, weight decay) -> [3, E] device tensor: decay, step size, sqrt(bias corr. 2)
+        # [3, E] per (step counts, weight decay): decay factor, step size, sqrt of bias correction 2
+        factors = {}
         views = []
         for name in live:
             p, s = self.params[name], self.state[name]
@@ -258,7 +260,7 @@ class StackedAdamW:
             if key not in factors:
                 step = s["step"]
                 host = torch.stack([1 - lr * self.weight_decay[name], lr / (1 - b1 ** step), (1 - b2 ** step).sqrt()])
-                factors[key] = host.to(p.dtype).to(p.device, non_blocking=True)
+                factors[key] = host.to(p.dtype).to(p.device)
             shape = (3, -1) + (1,) * (p.dim() - 1)
             views.append(factors[key].view(shape))
         params = [self.params[n] for n in live]
