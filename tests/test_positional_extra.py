@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lengthgen.config import load_run_config
-from lengthgen.data import train_batch
+from lengthgen.data import eval_examples, train_batch
+from lengthgen.evaluate import score
 from lengthgen.model import Transformer, TransformerConfig, make_scheme
 from lengthgen.model.positional import t5_buckets
 from lengthgen.store import ResultsStore
@@ -114,6 +115,28 @@ def test_randomized_run_trains_and_evaluates(tmp_path):
         "train": {"steps": 5, "batch_size": 8, "early_stop_acc": None}, "eval": {"examples_per_bin": 8}})
     run = train_run(cfg, ResultsStore(tmp_path))
     assert run["status"] == "finished" and not run["config"]["resolved"]["position_offsets"]
+
+
+def test_randomized_evaluation_draws_fixed_random_positions():
+    """eval_positions random (Ruoss et al.): test examples get sorted random IDs, the same ones on
+    every evaluation; plain: the examples' own IDs. A model whose output hinges on the IDs scores
+    the two differently."""
+    task = make_task("repeat_copy")
+    examples = eval_examples(task, 4, 10, 32)
+    scores = {}
+    for mode in ("random", "plain"):
+        torch.manual_seed(0)
+        model = Transformer(TransformerConfig(vocab_size=len(task.vocab), max_positions=64, n_layers=1,
+                                              d_model=16, positional="randomized",
+                                              positional_params={"base": "ape", "eval_positions": mode})).eval()
+        with torch.no_grad():
+            model.pos.base.table.weight.mul_(50)  # make predictions depend on the IDs
+        first, again = (score(model, examples, 8, torch.device("cpu"), greedy=False) for _ in range(2))
+        assert all(np.array_equal(first[k], again[k]) for k in first)
+        scores[mode] = first
+    assert not np.array_equal(scores["random"]["tok_right"], scores["plain"]["tok_right"])
+    with pytest.raises(ValueError, match="eval_positions must be one of random, plain, got 'fixed'"):
+        make_scheme("randomized", 16, 2, 64, eval_positions="fixed")
 
 
 def test_abacus_embeds_data_ids_and_orders_by_sequence_index():

@@ -61,9 +61,14 @@ def train_batch(task: Task, seed: int, step: int, batch_size: int, lengths: tupl
     if offset_max_length is not None:
         offsets = [int(rng.integers(0, task.max_offset(int(n), offset_max_length) + 1)) for n in ns]
     if position_sampler is not None:
-        examples = [replace(e, position_ids=position_sampler(
-            rng, np.arange(len(e.inputs)) if e.position_ids is None else e.position_ids)) for e in examples]
+        examples = with_sampled_positions(examples, position_sampler, rng)
     return collate(examples, offsets)
+
+
+def with_sampled_positions(examples: list[Example], position_sampler, rng) -> list[Example]:
+    """Each example with its position IDs (its own, else 0..n-1) redrawn by `position_sampler(rng, ids)`."""
+    return [replace(e, position_ids=position_sampler(rng, np.arange(len(e.inputs)) if e.position_ids is None
+                                                     else e.position_ids)) for e in examples]
 
 
 class TrainBatches:

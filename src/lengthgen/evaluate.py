@@ -20,7 +20,8 @@ from itertools import product
 import numpy as np
 import torch
 
-from .data import IGNORE, Batch, batches, eval_examples
+from .config import EVAL_STREAM
+from .data import IGNORE, Batch, batches, eval_examples, with_sampled_positions
 from .ppc import position_hits
 from .tasks import Example, Task
 
@@ -86,6 +87,9 @@ def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
 def score(model, examples: list[Example], batch_size: int, device, bf16=False, greedy=True) -> dict:
     """Per-example correctness arrays for a list of examples (order of the sorted batches)."""
     ppc = getattr(model, "position_head", None) is not None
+    sampler = getattr(getattr(model, "pos", None), "eval_position_sampler", None)
+    if sampler is not None:  # randomized positions at test time too; a fixed seed keeps sets comparable
+        examples = with_sampled_positions(examples, sampler, np.random.default_rng([EVAL_STREAM, 2]))
     tf, greedy_ok, tok_right, tok_total = [], [], [], []
     oracle_ok, pos_right, pos_total = [], [], []
     for batch in batches(examples, batch_size):

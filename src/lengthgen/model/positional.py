@@ -239,19 +239,29 @@ class Randomized(PositionalScheme):
     [0, span): ID v becomes subset[v], which keeps the order and keeps equal IDs equal (so it
     composes with position coupling). The draw is a data transform made by `data.train_batch`
     from the step's seeded generator through `sample_positions`, so runs stay reproducible and
-    resumable; the model itself only consumes the IDs it is given. Evaluation uses the IDs as
-    they are (0..T-1 or the task's own), which the training subsets cover as long as they lie
-    below `span` (default: the model's `max_positions`, enough for the longest evaluation
-    length). No random offsets are needed on top: the subsets already reach every ID.
+    resumable; the model itself only consumes the IDs it is given. `span` defaults to the
+    model's `max_positions`, enough for the longest evaluation length; no random offsets are
+    needed on top: the subsets already reach every ID.
+
+    Evaluation (`eval_positions`): "random", as Ruoss et al. do, draws a sorted subset for every
+    test example too (from a fixed seed, so an evaluation set always gets the same IDs); "plain"
+    uses the IDs as they are (0..T-1 or the task's own).
     """
 
-    def __init__(self, d_model, n_heads, max_positions, base: str = "sinusoidal", span: int | None = None):
+    EVAL_POSITIONS = ("random", "plain")
+
+    def __init__(self, d_model, n_heads, max_positions, base: str = "sinusoidal", span: int | None = None,
+                 eval_positions: str = "random"):
         super().__init__(d_model, n_heads, max_positions)
         if base in ("randomized", "abacus"):
             raise ValueError(f"randomized: base must be a plain scheme, not {base!r}")
         self.span = span or max_positions
         if self.span < 1:
             raise ValueError(f"randomized: span must be >= 1, got {span}")
+        if eval_positions not in self.EVAL_POSITIONS:
+            raise ValueError(f"randomized: eval_positions must be one of {', '.join(self.EVAL_POSITIONS)}, "
+                             f"got {eval_positions!r}")
+        self.eval_positions = eval_positions
         self.base = make_scheme(base, d_model, n_heads, self.span)
 
     @property
@@ -259,6 +269,11 @@ class Randomized(PositionalScheme):
         """The training-data transform `(rng, ids) -> ids`: a plain function of `span`, so batch
         workers in other processes can run it without this module."""
         return functools.partial(subset_positions, self.span)
+
+    @property
+    def eval_position_sampler(self):
+        """The same transform for evaluation examples, or None to evaluate on the given IDs."""
+        return self.sample_positions if self.eval_positions == "random" else None
 
     def embed(self, position_ids):
         return self.base.embed(position_ids)
