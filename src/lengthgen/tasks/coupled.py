@@ -92,6 +92,15 @@ class _CoupledIDs:
             return max(0, self.max_id(max_length) - self.max_id(length))
         return super().max_offset(length, max_length)  # type: ignore[misc]
 
+    def mirrored_example(self, xs: np.ndarray, ys: np.ndarray) -> Example:
+        """`<bos> x1 … xn <sep> y1 … yn <eos>` (symbol indices) where y_i shares x_i's ID i; the
+        answer is the y half."""
+        n = len(xs)
+        seq = np.concatenate([[BOS], FIRST + xs, [SEP], FIRST + ys, [EOS]])
+        inputs = np.arange(1, n + 1)
+        ids = np.concatenate([[0], inputs, [0], inputs, [n + 1]])
+        return self.example(seq, ids, answer_start=n + 1, length=n)
+
     def render(self, ex: Example) -> str:
         text = super().render(ex)  # type: ignore[misc]
         if ex.position_ids is None:
@@ -110,12 +119,6 @@ class _CoupledIDs:
 
 DIGITS = tuple(str(d) for d in range(10))
 FIRST = 4  # ids 0-3 are the special tokens; symbol i of a Vocab has id FIRST + i
-
-
-def mirrored_ids(length: int) -> np.ndarray:
-    """IDs of `<bos> x1 … xn <sep> y1 … yn` where y_i shares x_i's ID i (then `<eos>` after)."""
-    inputs = np.arange(1, length + 1)
-    return np.concatenate([[0], inputs, [0], inputs, [length + 1]])
 
 
 def add_reversed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -240,10 +243,8 @@ class CoupledCopy(_CoupledIDs, Task):
 
     def sample(self, rng, length):
         self.check_length(length)
-        xs = FIRST + rng.integers(0, self.alphabet_size, length)
-        seq = np.concatenate([[BOS], xs, [SEP], xs, [EOS]])
-        ids = mirrored_ids(length)
-        return self.example(seq, ids, answer_start=length + 1, length=length)
+        xs = rng.integers(0, self.alphabet_size, length)
+        return self.mirrored_example(xs, xs)
 
 
 @register_task
@@ -268,10 +269,7 @@ class CoupledParity(_CoupledIDs, Task):
     def sample(self, rng, length):
         self.check_length(length)
         bits = rng.integers(0, 2, length)
-        running = np.cumsum(bits) % 2
-        seq = np.concatenate([[BOS], FIRST + bits, [SEP], FIRST + running, [EOS]])
-        ids = mirrored_ids(length)
-        return self.example(seq, ids, answer_start=length + 1, length=length)
+        return self.mirrored_example(bits, np.cumsum(bits) % 2)
 
 
 @register_task
