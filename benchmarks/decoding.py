@@ -21,7 +21,7 @@ import torch
 from lengthgen.config import load_run_config
 from lengthgen.data import IGNORE, batches, eval_examples
 from lengthgen.evaluate import greedy_predictions
-from lengthgen.train import build_model
+from lengthgen.training.build import build_model
 
 CASES = [("sort", (1, 50), (101, 150)), ("unique_copy", (1, 50), (101, 150)), ("sparse_parity", (8, 32), (97, 128))]
 
@@ -34,9 +34,9 @@ def greedy_recomputing(model, batch) -> torch.Tensor:
     lengths = torch.tensor([len(e.inputs) for e in batch.examples], device=inputs.device)
     scored = batch.targets != IGNORE
     last = T - 1 - scored.flip(1).int().argmax(1)
-    preds = model(inputs, batch.position_ids).argmax(-1)
+    preds = model(inputs, batch.position_ids).logits.argmax(-1)
     for t in range(int(starts.min()), int(last.max()) + 1):
-        step_pred = model(inputs[:, :t + 1], batch.position_ids[:, :t + 1])[:, -1].argmax(-1)
+        step_pred = model(inputs[:, :t + 1], batch.position_ids[:, :t + 1]).logits[:, -1].argmax(-1)
         active = (starts <= t) & (t <= last)
         preds[active, t] = step_pred[active]
         feed = active & (t + 1 < lengths)

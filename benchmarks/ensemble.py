@@ -23,9 +23,9 @@ import torch
 
 from lengthgen.config import load_run_config
 from lengthgen.data import train_batch
-from lengthgen.ensemble import train_ensemble
+from lengthgen.training.ensemble import train_ensemble
 from lengthgen.store import ResultsStore
-from lengthgen.train import train_run
+from lengthgen.training import train_run
 
 
 def configs(args) -> list:

@@ -53,7 +53,7 @@ def fractions(task, lengths: tuple[int, int], splits: int, batch_size: int, step
 def steps_per_second(name: str, lengths: tuple[int, int], splits_list: list[int], batch_size: int,
                      rounds: int = 3, steps: int = 15) -> dict[int, float]:
     """Training steps/s (2 layers, 4 heads, d=64) per number of sorted sub-batches, interleaved."""
-    from lengthgen.train import build_model, loss_on, make_optimizer
+    from lengthgen.training.build import build_model, loss_on, make_optimizer
 
     cfg = load_run_config({"task": {"name": name, "train_lengths": list(lengths)},
                            "model": {"n_layers": 2, "n_heads": 4, "d_model": 64}})

@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from lengthgen.config import load_run_config
 from lengthgen.data import Batch
 from lengthgen.evaluate import autocast
-from lengthgen.model import Transformer, TransformerConfig
-from lengthgen.train import loss_on, make_optimizer
+from lengthgen.config import ModelConfig
+from lengthgen.model import Transformer
+from lengthgen.training.build import loss_on, make_optimizer
 
 try:
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -63,8 +64,8 @@ class Size:
 
 
 def ours(size: Size, vocab: int, positions: int) -> Transformer:
-    return Transformer(TransformerConfig(vocab_size=vocab, max_positions=positions, n_layers=size.n_layers,
-                                         n_heads=size.n_heads, d_model=size.d_model, positional="ape"))
+    return Transformer(ModelConfig(n_layers=size.n_layers,
+                                         n_heads=size.n_heads, d_model=size.d_model, positional="ape"), vocab, positions)
 
 
 def hf_gpt2(size: Size, vocab: int, positions: int) -> GPT2LMHeadModel:

@@ -9,7 +9,7 @@ import torch
 from lengthgen.config import load_run_config
 from lengthgen.data import train_batch
 from lengthgen.tasks import PAD, make_task
-from lengthgen.train import build_model, make_optimizer
+from lengthgen.training.build import build_model, make_optimizer
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

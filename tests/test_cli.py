@@ -5,7 +5,7 @@ import yaml
 
 from lengthgen.cli import main
 from lengthgen.config import ConfigError, load_run_config
-from lengthgen.experiment import expand
+from lengthgen.experiments.grid import expand
 from lengthgen.store import ResultsStore
 
 
@@ -30,8 +30,8 @@ def test_unknown_scheme_and_field_named(capsys, tmp_path):
 
 def test_k_larger_than_length_refused(capsys, tmp_path):
     code, _, err = run_cli(capsys, "--root", str(tmp_path), "train", "--task", "sparse_parity",
-                           "--set", "task.params.k=[1,6]", "--set", "task.train_lengths=[4,20]")
-    assert code == 2 and "length 4 in [4, 20] is below the minimum length 6 of task 'sparse_parity'" in err
+                           "--set", "task.params.k=[1,6]", "--set", "task.train_lengths=[2,5]")
+    assert code == 2 and "task 'sparse_parity' has no valid length in [2, 5]: lengths >= 6" in err
 
 
 def test_bad_values_name_the_field():

@@ -5,11 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from lengthgen.config import load_run_config
 from lengthgen.store import ResultsStore
-from lengthgen.train import train_run
+from lengthgen.training import train_run
 
 SETTINGS = {"device": "cpu", "task.params.k": "[1,2]", "task.train_lengths": "[4,10]", "task.eval_bins": "[[4,10]]",
             "model.n_layers": "1", "model.d_model": "16", "train.steps": "30", "train.batch_size": "9",
@@ -17,6 +18,7 @@ SETTINGS = {"device": "cpu", "task.params.k": "[1,2]", "task.train_lengths": "[4
             "train.positional_reg": "0.01", "eval.examples_per_bin": "24"}
 
 
+@pytest.mark.slow
 def test_two_processes_follow_the_single_process_loss_curve(tmp_path):
     one, two = ResultsStore(tmp_path / "one"), ResultsStore(tmp_path / "two")
     cfg = load_run_config({"task": {"name": "sparse_parity", "params": {"k": [1, 2]}, "train_lengths": [4, 10],
@@ -56,7 +58,7 @@ def test_shards_split_the_batch_and_their_scaled_losses_average_to_the_whole_bat
     import torch.nn.functional as F
 
     from lengthgen.data import IGNORE, train_batch
-    from lengthgen.distributed import DataParallel
+    from lengthgen.training.distributed import DataParallel
 
     task = load_run_config({"task": {"name": "sparse_parity", "params": {"k": [1, 2]}}}).task.build()
     batch = train_batch(task, 0, 0, 7, (4, 10), None)

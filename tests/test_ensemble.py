@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from lengthgen.config import ConfigError, load_run_config
-from lengthgen.ensemble import check_members, group_members, stack_models, train_ensemble
-from lengthgen.model import Transformer, TransformerConfig
+from lengthgen.model.stacked import stack_models
+from lengthgen.training.ensemble import check_members, group_members, train_ensemble
+from lengthgen.config import ModelConfig
+from lengthgen.model import Transformer
 from lengthgen.store import ResultsStore
-from lengthgen.train import train_run
+from lengthgen.training import train_run
 
 BASE = {
     "task": {"name": "sparse_parity", "params": {"k": [1, 2]}, "train_lengths": [4, 10], "eval_bins": [[4, 10]]},
@@ -158,17 +160,17 @@ def test_members_must_differ_only_in_seed_and_lr():
 
 
 def test_stacked_model_equals_its_members_and_refuses_loose_parameters():
-    cfg = TransformerConfig(vocab_size=11, max_positions=24, n_layers=2, n_heads=2, d_model=16, positional="t5")
-    models = [Transformer(cfg) for _ in range(3)]
+    arch = ModelConfig(n_layers=2, n_heads=2, d_model=16, positional="t5")
+    models = [Transformer(arch, 11, 24) for _ in range(3)]
     batched = stack_models(models, batch_size=4)
     idx = torch.randint(0, 11, (12, 9))
-    out = batched(idx, torch.arange(9).expand(12, 9))
+    out = batched(idx, torch.arange(9).expand(12, 9)).logits
     for m, model in enumerate(models):
-        torch.testing.assert_close(out[4 * m:4 * m + 4], model(idx[4 * m:4 * m + 4]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out[4 * m:4 * m + 4], model(idx[4 * m:4 * m + 4]).logits, rtol=1e-5, atol=1e-6)
     assert batched.head.weight is batched.tok.weight  # ties survive stacking
     with pytest.raises(ValueError, match="leading size 8, not members x batch = 3 x 4"):
         batched(idx[:8])
-    fire = [Transformer(TransformerConfig(vocab_size=11, max_positions=24, d_model=16, positional="fire"))
+    fire = [Transformer(ModelConfig(d_model=16, positional="fire"), 11, 24)
             for _ in range(2)]
     with pytest.raises(ValueError, match="'fire' has parameters outside Linear, LayerNorm and Embedding"):
         stack_models(fire, batch_size=4)

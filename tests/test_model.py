@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from lengthgen.model import SCHEMES, Transformer, TransformerConfig
+from lengthgen.config import ModelConfig
+from lengthgen.model import SCHEMES, Transformer
 from lengthgen.model.positional import alibi_slopes
 
 
@@ -11,7 +12,8 @@ def model_for(scheme, **kw):
     torch.manual_seed(0)
     cfg = dict(vocab_size=13, max_positions=40, n_layers=2, n_heads=2, d_model=16, positional=scheme)
     cfg.update(kw)
-    return Transformer(TransformerConfig(**cfg)).eval()
+    vocab_size, max_positions = cfg.pop("vocab_size"), cfg.pop("max_positions")
+    return Transformer(ModelConfig(**cfg), vocab_size, max_positions).eval()
 
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))
@@ -22,7 +24,7 @@ def test_causal_every_scheme(scheme):
     y = x.clone()
     y[:, 7] = (y[:, 7] + 1 - 4) % 9 + 4
     with torch.no_grad():
-        a, b = model(x), model(y)
+        a, b = model(x).logits, model(y).logits
     assert torch.allclose(a[:, :7], b[:, :7], atol=1e-6)
     assert not torch.allclose(a[:, 7:], b[:, 7:])
 
@@ -34,9 +36,9 @@ def test_explicit_position_ids(scheme):
     x = torch.randint(4, 13, (2, 10))
     pos = torch.arange(10).expand(2, 10)
     with torch.no_grad():
-        base = model(x)
-        assert torch.allclose(base, model(x, pos))
-        shifted = model(x, pos + 5)
+        base = model(x).logits
+        assert torch.allclose(base, model(x, pos).logits)
+        shifted = model(x, pos + 5).logits
     relative = scheme in ("nope", "rope", "alibi", "t5", "fire")  # fire: IDs stay below its threshold
     assert torch.allclose(base, shifted, atol=1e-4) == relative
 
@@ -45,17 +47,18 @@ def test_explicit_position_ids(scheme):
 def test_cached_decoding_equals_full_forward(scheme):
     """A prefix in one pass, then one token at a time through the key/value cache, gives the
     logits of one full forward pass, with coupled (repeated, non-monotone) position IDs too."""
-    model = model_for(scheme, position_vocab=8)
+    model = model_for(scheme, predict_positions=True)
     x = torch.randint(4, 13, (3, 11))
     pos = torch.tensor([0, 3, 2, 1, 0, 3, 2, 1, 0, 1, 2]).expand(3, 11)
     with torch.no_grad():
-        full, full_ids = model(x, pos)
+        full = model(x, pos)
         cache = model.new_cache()
         parts = [model(x[:, :5], pos[:, :5], cache)]
         parts += [model(x[:, t:t + 1], pos[:, :t + 1], cache) for t in range(5, 9)]
         parts.append(model(x[:, 9:], pos, cache))  # two new tokens at once
-    torch.testing.assert_close(torch.cat([p[0] for p in parts], 1), full, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(torch.cat([p[1] for p in parts], 1), full_ids, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.cat([p.logits for p in parts], 1), full.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.cat([p.position_logits for p in parts], 1), full.position_logits, rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_cached_decoding_needs_the_position_ids():
@@ -81,7 +84,7 @@ def test_ape_beyond_table_fails_clearly():
 
 def test_sinusoidal_and_rope_serve_any_length():
     for scheme in ("sinusoidal", "rope", "alibi", "nope"):
-        out = model_for(scheme, max_positions=8)(torch.randint(4, 13, (1, 50)))
+        out = model_for(scheme, max_positions=8)(torch.randint(4, 13, (1, 50))).logits
         assert out.shape == (1, 50, 13) and torch.isfinite(out).all()
 
 

@@ -8,11 +8,12 @@ import torch
 from lengthgen.config import load_run_config
 from lengthgen.data import eval_examples, train_batch
 from lengthgen.evaluate import score
-from lengthgen.model import Transformer, TransformerConfig, make_scheme
+from lengthgen.config import ModelConfig
+from lengthgen.model import Transformer, make_scheme
 from lengthgen.model.positional import t5_buckets
 from lengthgen.store import ResultsStore
 from lengthgen.tasks import make_task
-from lengthgen.train import train_run
+from lengthgen.training import train_run
 
 NEW = ["t5", "fire", "randomized", "abacus"]
 # Coupled IDs are not monotone: equal IDs and IDs that go back down (coupled_copy, n=4).
@@ -21,8 +22,8 @@ COUPLED_IDS = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3, 4]])
 
 def model_for(scheme, **params):
     torch.manual_seed(0)
-    return Transformer(TransformerConfig(vocab_size=13, max_positions=64, n_layers=2, n_heads=2, d_model=16,
-                                         positional=scheme, positional_params=params)).eval()
+    return Transformer(ModelConfig(n_layers=2, n_heads=2, d_model=16,
+                                         positional=scheme, positional_params=params), 13, 64).eval()
 
 
 @pytest.mark.parametrize("scheme", NEW)
@@ -33,7 +34,7 @@ def test_causal_and_shapes_with_sequential_and_coupled_ids(scheme, ids):
     y = x.clone()
     y[0, 6] = 4 if x[0, 6] != 4 else 5
     with torch.no_grad():
-        a, b = model(x, ids), model(y, ids)
+        a, b = model(x, ids).logits, model(y, ids).logits
     assert a.shape == (1, 10, 13) and torch.isfinite(a).all()
     assert torch.allclose(a[:, :6], b[:, :6], atol=1e-6) and not torch.allclose(a[:, 6:], b[:, 6:])
     bias = model.pos.bias(torch.arange(10)[None] if ids is None else ids)
@@ -84,13 +85,13 @@ def test_randomized_positions_sorted_in_range_and_coupling_preserving():
     scheme = make_scheme("randomized", 16, 2, 64, span=200)
     rng = np.random.default_rng(0)
     for n in (1, 10, 150):
-        ids = scheme.sample_positions(rng, np.arange(n))
+        ids = scheme.train_position_sampler()(rng, np.arange(n))
         assert (np.diff(ids) > 0).all() and ids.min() >= 0 and ids.max() < 200
     coupled = COUPLED_IDS[0].numpy()
-    drawn = scheme.sample_positions(rng, coupled)
+    drawn = scheme.train_position_sampler()(rng, coupled)
     assert (drawn[:5] == drawn[5:]).all() and (np.diff(drawn[:5]) > 0).all()
     with pytest.raises(ValueError, match="position ID 200 does not fit in span 200"):
-        scheme.sample_positions(rng, np.arange(201))
+        scheme.train_position_sampler()(rng, np.arange(201))
     # the base scheme consumes the drawn IDs: sinusoidal features of the IDs themselves
     ids = torch.tensor([[3, 50, 199]])
     assert torch.allclose(scheme.embed(ids), make_scheme("sinusoidal", 16, 2, 200).embed(ids))
@@ -98,7 +99,7 @@ def test_randomized_positions_sorted_in_range_and_coupling_preserving():
 
 def test_randomized_training_batches_are_seeded_and_varied():
     task = make_task("repeat_copy")
-    sampler = make_scheme("randomized", 16, 2, 64, span=300).sample_positions
+    sampler = make_scheme("randomized", 16, 2, 64, span=300).train_position_sampler()
     a = train_batch(task, 0, 5, 8, (4, 10), None, sampler)
     b = train_batch(task, 0, 5, 8, (4, 10), None, sampler)
     c = train_batch(task, 0, 6, 8, (4, 10), None, sampler)
@@ -126,9 +127,9 @@ def test_randomized_evaluation_draws_fixed_random_positions():
     scores = {}
     for mode in ("random", "plain"):
         torch.manual_seed(0)
-        model = Transformer(TransformerConfig(vocab_size=len(task.vocab), max_positions=64, n_layers=1,
+        model = Transformer(ModelConfig(n_layers=1,
                                               d_model=16, positional="randomized",
-                                              positional_params={"base": "ape", "eval_positions": mode})).eval()
+                                              positional_params={"base": "ape", "eval_positions": mode}), len(task.vocab), 64).eval()
         with torch.no_grad():
             model.pos.base.table.weight.mul_(50)  # make predictions depend on the IDs
         first, again = (score(model, examples, 8, torch.device("cpu"), greedy=False) for _ in range(2))

@@ -9,7 +9,8 @@ from lengthgen.data import IGNORE, collate, eval_examples
 from lengthgen.evaluate import greedy_predictions, score
 from lengthgen.ppc import position_targets
 from lengthgen.store import ResultsStore
-from lengthgen.train import build_model, load_model, train_run, uses_offsets
+from lengthgen.training import build_model, load_model, train_run
+from lengthgen.training.build import trains_with_offsets
 
 PPC = {
     "task": {"name": "coupled_copy", "params": {"alphabet_size": 6}, "train_lengths": [1, 6], "eval_bins": [[1, 6]]},
@@ -46,11 +47,11 @@ def test_batched_decoding_with_predicted_ids_matches_naive_loop():
         seq = torch.tensor(ex.inputs[: ex.answer_start + 1])
         pos = torch.tensor(ex.position_ids[: ex.answer_start + 1])
         for t in range(ex.answer_start, len(ex.inputs)):
-            logits, pos_logits = model(seq[None], pos[None])
-            nxt = logits[0, -1].argmax()
+            out = model(seq[None], pos[None])
+            nxt = out.logits[0, -1].argmax()
             assert int(preds[b, t]) == int(nxt)
             seq = torch.cat([seq, nxt[None]])
-            pos = torch.cat([pos, pos_logits[0, -1].argmax()[None]])
+            pos = torch.cat([pos, out.position_logits[0, -1].argmax()[None]])
 
 
 def test_tiny_ppc_model_decodes_with_its_own_ids(tmp_path):
@@ -90,9 +91,9 @@ def test_ppc_config_validation_and_wiring():
     # a PPC head classifies absolute IDs: it gets the random training offsets even under RoPE
     rope = load_run_config({**PPC, "model": {**PPC["model"], "positional": "rope"}})
     model = build_model(rope, rope.task.build())
-    assert model.position_head.out_features == model.cfg.max_positions and uses_offsets(rope, model)
+    assert model.position_head.out_features == model.max_positions and trains_with_offsets(rope)
     no_head = load_run_config({**plain, "model": {**plain["model"], "positional": "rope"}})
-    assert not uses_offsets(no_head, build_model(no_head, no_head.task.build()))
+    assert not trains_with_offsets(no_head)
 
 
 def test_greedy_with_predicted_ids_needs_a_head():

@@ -7,7 +7,7 @@ import yaml
 
 from lengthgen.cli import main
 from lengthgen.config import ConfigError
-from lengthgen.protocol import ProtocolConfig, Trial, choose, parse_protocol, run_protocol, search_points
+from lengthgen.experiments.protocol import ProtocolConfig, Trial, choose, parse_protocol, run_protocol, search_points
 from lengthgen.store import ResultsStore
 
 NAN = math.nan

@@ -3,16 +3,17 @@
 import pytest
 import torch
 
-from lengthgen.model import Transformer, TransformerConfig
-from lengthgen.regularizer import positional_attention_penalty
+from lengthgen.config import ModelConfig
+from lengthgen.model import Transformer
+from lengthgen.model.penalty import positional_attention_penalty
 
 D, H, N = 8, 2, 6
 
 
 def tiny_model(positional="ape", seed=0) -> Transformer:
     torch.manual_seed(seed)
-    model = Transformer(TransformerConfig(vocab_size=5, max_positions=N, n_layers=2, n_heads=H, d_model=D,
-                                          positional=positional))
+    model = Transformer(ModelConfig(n_layers=2, n_heads=H, d_model=D,
+                                          positional=positional), 5, N)
     with torch.no_grad():  # larger weights than the init's 0.02 so the penalty is far from zero
         for p in model.parameters():
             p.normal_(0, 0.5)
@@ -53,7 +54,7 @@ def loss_and_table_grad(coef: float | None) -> torch.Tensor:
     """Gradient of the position table under a task-like loss, plus coef * penalty unless coef is None."""
     model = tiny_model()
     idx = torch.tensor([[1, 2, 3, 4, 0, 1]])
-    loss = model(idx).logsumexp(-1).mean()
+    loss = model(idx).logits.logsumexp(-1).mean()
     if coef is not None:
         loss = loss + coef * positional_attention_penalty(model)
     loss.backward()
@@ -74,7 +75,7 @@ def test_penalty_changes_the_position_table_gradient():
 def test_training_adds_the_penalty_when_configured(tmp_path):
     from lengthgen.config import load_run_config
     from lengthgen.store import ResultsStore
-    from lengthgen.train import build_model, train_run
+    from lengthgen.training import build_model, train_run
 
     base = {"task": {"name": "bin_majority", "train_lengths": [1, 6], "eval_bins": [[1, 6]]},
             "model": {"n_layers": 1, "n_heads": 1, "d_model": 8},

@@ -6,7 +6,7 @@ import pytest
 from matplotlib import image
 from rich.console import Console
 
-from lengthgen.report import Cell, markdown_table, print_table, report, results_table, sparsity_table
+from lengthgen.report import Pooled, markdown_table, print_table, report, results_table, sparsity_table
 from lengthgen.store import ResultsStore
 
 BINS = [(10, 40), (41, 80), (81, 120)]
@@ -78,7 +78,7 @@ def test_results_table_pools_seeds(store):
     columns, rows = results_table(store, "pos", metric="token_acc", group_by=("model.n_layers",))
     by_layers = {r["model.n_layers"]: r for r in as_dicts(columns, rows) if "ape" in r["run"]}
     assert by_layers["2"]["[10,40]"].mean == pytest.approx(0.5 * np.mean([s[0] for s in APE_SEEDS]))
-    assert by_layers["4"]["[10,40]"] == Cell(0.25, pytest.approx(float("nan"), nan_ok=True), 1)
+    assert by_layers["4"]["[10,40]"] == Pooled(0.25, pytest.approx(float("nan"), nan_ok=True), 1)
 
 
 def test_sparsity_table(store):

@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from lengthgen.config import ConfigError
-from lengthgen.executors import run_sweep
-from lengthgen.experiment import expand
+from lengthgen.experiments.sweep import run_sweep
+from lengthgen.experiments.grid import expand
 from lengthgen.store import ResultsStore
 
 STEPS = 50
@@ -59,6 +59,7 @@ def clean(tmp_path_factory):
     return store, result
 
 
+@pytest.mark.slow
 def test_local_sweep_runs_everything_once(clean):
     store, result = clean
     configs = sweep_configs()
@@ -80,6 +81,7 @@ def test_local_sweep_runs_everything_once(clean):
     assert sorted(again.done) == sorted(keys) and {r["key"]: r["finished_at"] for r in store.runs()} == before
 
 
+@pytest.mark.slow
 def test_dead_worker_run_is_requeued_and_failures_are_reported(clean, tmp_path):
     """One worker: it is SIGKILLed mid-run, a replacement resumes the run to the reference numbers;
     a run that raises is reported as failed without stopping the sweep."""
@@ -106,6 +108,7 @@ def test_dead_worker_run_is_requeued_and_failures_are_reported(clean, tmp_path):
     assert not multiprocessing.active_children()
 
 
+@pytest.mark.slow
 def test_local_worker_runs_can_use_batch_workers(clean, tmp_path):
     """A run in a local worker process may start its own batch workers (data_workers) and gets the
     numbers of the same run without them."""
@@ -145,6 +148,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_killed_driver_sweep_completes_exactly_once(clean, tmp_path):
     """kill -9 of the driver at random moments, then the same command: every run once, finished,
     with exactly the numbers of the uninterrupted sweep (no lost, duplicated or half-written rows)."""
@@ -182,6 +186,7 @@ def test_killed_driver_sweep_completes_exactly_once(clean, tmp_path):
     assert not list((root / "checkpoints").glob("*.pt"))
 
 
+@pytest.mark.slow
 def test_ray_sweep_returns_results_to_the_driver(clean, tmp_path):
     """An embedded Ray instance (2 CPUs): workers train in node-local scratch stores and the driver
     writes what they return; the numbers match the local executor's."""

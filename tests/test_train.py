@@ -14,7 +14,8 @@ from lengthgen.config import load_run_config
 from lengthgen.data import TrainBatches, collate, eval_examples, train_batch
 from lengthgen.evaluate import greedy_predictions, score
 from lengthgen.store import ResultsStore
-from lengthgen.train import build_model, lr_factor, train_run
+from lengthgen.training import train_run
+from lengthgen.training.build import build_model, lr_factor
 
 TINY = {
     "task": {"name": "sparse_parity", "params": {"k": [1, 2]}, "train_lengths": [4, 10],
@@ -77,7 +78,7 @@ def test_ape_table_covers_offsets_and_eval_lengths():
     cfg = cfg_with()
     task = cfg.task.build()
     model = build_model(cfg, task)
-    assert model.cfg.max_positions == task.seq_len(20)  # offsets fill up to the longest eval length
+    assert model.max_positions == task.seq_len(20)  # offsets fill up to the longest eval length
 
 
 @pytest.mark.parametrize("scheme", ["ape", "rope", "fire", "abacus"])
@@ -97,7 +98,7 @@ def test_greedy_decoding_matches_naive_loop_and_teacher_forcing(scheme, task):
     for b, ex in enumerate(examples):
         seq = torch.tensor(ex.inputs[: ex.answer_start + 1])
         for t in range(ex.answer_start, int(np.nonzero(ex.loss_mask)[0].max()) + 1):
-            nxt = model(seq[None])[0, -1].argmax()
+            nxt = model(seq[None]).logits[0, -1].argmax()
             assert int(preds[b, t]) == int(nxt)
             seq = torch.cat([seq, nxt[None]])
     s = score(model, examples, 8, torch.device("cpu"))
@@ -121,6 +122,7 @@ def _train_cmd(root):
             "--set", "train.checkpoint_every=25", "--set", "train.early_stop_acc=null", "--set", "eval.examples_per_bin=40"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_results(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -153,7 +155,7 @@ def test_length_buckets_cut_padding_and_keep_the_gradient():
     """Sorted sub-batches each padded to their own longest example give the same step gradient as
     the whole padded batch, while computing fewer token positions."""
     from lengthgen.data import length_buckets, train_batch
-    from lengthgen.train import loss_on
+    from lengthgen.training.build import loss_on
 
     cfg = load_run_config({"task": {"name": "unique_copy", "train_lengths": [1, 30]},
                            "model": {"n_layers": 1, "n_heads": 2, "d_model": 16}})
@@ -190,7 +192,7 @@ def test_batch_workers_draw_the_same_batches():
     included, in any order of requests (ensemble members at different steps, repeated requests)."""
     cfg = cfg_with(model={"positional": "randomized"})
     task, lengths = cfg.task.build(), cfg.task.train_lengths
-    sampler = build_model(cfg, task).pos.sample_positions
+    sampler = build_model(cfg, task).pos.train_position_sampler()
     requests = [(0, 0), (1, 0), (0, 1), (0, 1), (1, 3), (0, 2), (1, 4)]
     with TrainBatches(task, 8, lengths, 40, sampler, workers=2, stop=5) as draw:
         for seed, step in requests:

@@ -42,6 +42,16 @@ def _parse_bins(text: str) -> list[list[int]]:
     return bins
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def find_preset(name: str) -> Path:
     p = Path(name)
     if p.exists():
@@ -56,7 +66,7 @@ def find_preset(name: str) -> Path:
 
 def cmd_train(args):
     from .store import ResultsStore
-    from .train import train_run
+    from .training import train_run
 
     data = read_yaml(args.config) if args.config else {}
     overrides = _parse_set(args.set)
@@ -101,20 +111,20 @@ def cmd_eval(args):
     from rich.table import Table
 
     from .evaluate import evaluate
-    from .train import load_model, resolve_device
+    from .store import ResultsStore
+    from .training import load_model, resolve_device
 
     path = Path(args.model)
     if not path.exists():
-        path = Path(args.root) / "models" / f"{args.model}.pt"
+        path = ResultsStore(args.root).model_path(args.model)
     if not path.exists():
-        raise ConfigError(f"no model file or finished run key {args.model!r} (looked in {Path(args.root) / 'models'})")
+        raise ConfigError(f"no model file or finished run key {args.model!r} (looked in {path.parent})")
     device = resolve_device(args.device)
     model, cfg = load_model(path, device)
     task = cfg.task.build()
     bins = _parse_bins(args.bins) if args.bins else cfg.task.eval_bins
     for lo, hi in bins:
-        if not task.valid_lengths(lo, hi):  # raises for a bin below the task's minimum length
-            raise ConfigError(f"task {task.name!r} has no valid length in bin [{lo}, {hi}]")
+        task.valid_lengths(lo, hi)  # raises for a bin without a valid length
     with torch.no_grad():
         rows = evaluate(model, task, bins, args.examples or cfg.eval.examples_per_bin, cfg.eval.batch_size, device,
                         cfg.train.bf16, not args.no_greedy)
@@ -127,67 +137,37 @@ def cmd_eval(args):
 
 
 def cmd_run(args):
-    from .executors import check_settings, run_sweep
-    from .experiment import ensemble_size, load_experiment
+    from .experiments.protocol import overrides_label
+    from .experiments.runner import execute, plan
     from .store import ResultsStore
 
-    check_settings(args.executor, args.workers, args.threads, args.address)
     path = find_preset(args.experiment)
-    if "protocol" in read_yaml(path):  # Huang et al.'s protocol decides each next run from the last ones
-        from .protocol import run_protocol_file
-
-        if args.executor != "sequential":
-            raise ConfigError(f"{path} is a protocol experiment: it runs with --executor sequential only "
-                              f"(got {args.executor!r})")
-        with _progress() as progress:
-            run_protocol_file(path, args.root, only=args.only, report=not args.no_report, progress=progress)
-        return 0
-    configs = load_experiment(path)
-    if args.only:
-        names = [c.name for c in configs]
-        configs = [c for c in configs if args.only in (c.name or "")]
-        if not configs:
-            raise ConfigError(f"--only {args.only!r} matches no run; runs: {', '.join(map(str, names))}")
+    todo = plan(path, only=args.only, executor=args.executor, workers=args.workers, threads=args.threads,
+                address=args.address, ensemble=args.ensemble)
     store = ResultsStore(args.root)
-    already = sum(store.is_finished(c.key()) for c in configs)
-    print(f"experiment {configs[0].experiment}: {len(configs)} runs, {already} already finished "
-          f"(executor {args.executor})")
-    size = args.ensemble if args.ensemble is not None else ensemble_size(read_yaml(path), str(path))
-    if size is not None and size != 1:  # an ensemble of one is an ordinary run
-        return _run_ensembles(configs, store, size, args)
+    print(todo.describe(store))
     with _progress() as progress:
-        result = run_sweep(configs, store, args.executor, workers=args.workers, threads=args.threads,
-                           address=args.address, progress=progress)
+        outcome = execute(todo, store, progress=progress)
+    if todo.mode == "protocol":
+        print(f"trained {sum(len(c.trained) for c in outcome.cells)} runs in this pass")
+    for cell in outcome.cells:
+        d, s = cell.decision, cell.decision["seeds"]
+        print(f"  {cell.cell}: {d['chosen']['rule']} ({overrides_label(d['chosen']['overrides'])}); "
+              f"{len(s['successful'])}/{len(s['attempted'])} seeds perfect in distribution")
+    result = outcome.sweep
     if result.retries:
         print(f"{result.retries} run(s) restarted after their worker died")
     if result.failed:
         for label, error in result.failed.items():
             print(f"run {label} failed:\n{error}", file=sys.stderr)
-        print(f"lengthgen: {len(result.failed)} of {len(configs)} runs failed; rerun the same command to retry them",
-              file=sys.stderr)
+        print(f"lengthgen: {len(result.failed)} of {len(todo.configs)} runs failed; rerun the same command to "
+              "retry them", file=sys.stderr)
         return 1
     if not args.no_report:
         from .report import report
 
-        report(store, experiment=configs[0].experiment, out_dir=Path(args.root) / "plots")
-
-
-def _run_ensembles(configs, store, size: int, args):
-    """`run` with an ensemble size: compatible points train `size` at a time as one batched model."""
-    from .ensemble import group_members, train_ensemble
-
-    if args.executor != "sequential":
-        raise ConfigError(f"ensembles train in this process: use --executor sequential with an ensemble size "
-                          f"(got --executor {args.executor!r})")
-    groups = group_members(configs, size)
-    print(f"{len(groups)} ensemble(s) of up to {size} runs")
-    with _progress() as progress:
-        for group in groups:
-            train_ensemble(group, store, progress=progress)
-    if not args.no_report:
-        from .report import report
-
-        report(store, experiment=configs[0].experiment, out_dir=Path(args.root) / "plots")
+        metric = todo.protocol.metric if todo.protocol else "exact_match_greedy"
+        report(store, experiment=todo.experiment, metric=metric, out_dir=store.plots_dir())
 
 
 def cmd_report(args):
@@ -195,7 +175,11 @@ def cmd_report(args):
     from .store import ResultsStore
 
     store = ResultsStore(args.root)
-    out = report(store, experiment=args.experiment, metric=args.metric, out_dir=Path(args.out), markdown=args.markdown)
+    if not store.exists():
+        raise ConfigError(f"no results store in {args.root!r} (no {store.path.name} there); pass the --root your runs "
+                          "wrote to")
+    out_dir = Path(args.out) if args.out else store.plots_dir()
+    out = report(store, experiment=args.experiment, metric=args.metric, out_dir=out_dir, markdown=args.markdown)
     for p in out:
         if isinstance(p, Path):
             print(f"wrote {p}")
@@ -257,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a finished run's model on length bins")
     e.add_argument("model", help="run key or path to a models/<key>.pt file")
     e.add_argument("--bins", help="LO-HI,LO-HI,... (default: the run's bins)")
-    e.add_argument("--examples", type=int, help="examples per bin")
+    e.add_argument("--examples", type=_positive_int, help="examples per bin")
     e.add_argument("--device", default="auto")
     e.add_argument("--no-greedy", action="store_true", help="skip autoregressive decoding")
     e.set_defaults(func=cmd_eval)
@@ -280,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="tables and plots from the results store")
     rep.add_argument("--experiment")
     rep.add_argument("--metric", default="exact_match_greedy")
-    rep.add_argument("--out", default=f"{DEFAULT_ROOT}/plots")
+    rep.add_argument("--out", help="folder for plots and Markdown (default: <root>/plots)")
     rep.add_argument("--markdown", action="store_true")
     rep.set_defaults(func=cmd_report)
 

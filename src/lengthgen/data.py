@@ -8,15 +8,20 @@ split a step's batch without coordination. Evaluation sets use the separate EVAL
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from .config import EVAL_STREAM
+from .positions import PositionSampler, draw_offsets, example_ids, pad_ids, with_positions
+from .procs import exit_with_parent
 from .tasks import PAD, Example, Task
 
 IGNORE = -100  # cross-entropy ignore index for unscored targets
+# Evaluation sets are drawn from numpy SeedSequence([EVAL_STREAM, ...]); training batches come from
+# SeedSequence([seed, step]), so no training run ever draws an evaluation set.
+EVAL_STREAM = 0x5EED_E7A1
 
 
 @dataclass
@@ -28,6 +33,13 @@ class Batch:
 
     def to(self, device) -> "Batch":
         return Batch(self.inputs.to(device), self.targets.to(device), self.position_ids.to(device), self.examples)
+
+    def padded_to(self, length: int) -> "Batch":
+        """Right-padded to `length` the way `collate` pads (padding IDs repeat each row's last ID)."""
+        extra = length - self.inputs.shape[1]
+        ids = torch.cat([self.position_ids, self.position_ids[:, -1:].expand(-1, extra)], dim=1)
+        return Batch(F.pad(self.inputs, (0, extra), value=PAD), F.pad(self.targets, (0, extra), value=IGNORE), ids,
+                     self.examples)
 
 
 def collate(examples: list[Example], offsets=None) -> Batch:
@@ -42,33 +54,23 @@ def collate(examples: list[Example], offsets=None) -> Batch:
         n = len(e.inputs)
         inputs[b, :n] = e.inputs
         targets[b, :n] = np.where(e.loss_mask, e.targets, IGNORE)
-        pos = np.arange(n) if e.position_ids is None else e.position_ids
-        positions[b, :n] = pos + (0 if offsets is None else offsets[b])
-        positions[b, n:] = positions[b, n - 1]  # keep padding IDs in range
+        positions[b] = pad_ids(example_ids(e) + (0 if offsets is None else offsets[b]), T)
     return Batch(torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(positions), examples)
 
 
 def train_batch(task: Task, seed: int, step: int, batch_size: int, lengths: tuple[int, int],
-                offset_max_length: int | None, position_sampler=None) -> Batch:
+                offset_max_length: int | None, position_sampler: PositionSampler | None = None) -> Batch:
     """The batch of training step `step`. With `offset_max_length`, each example gets a random
-    position offset in [0, task.max_offset(n, offset_max_length)] (APE, DESIGN §4.2). With
-    `position_sampler(rng, ids) -> ids` (randomized positions), each example's IDs are redrawn."""
+    position offset (`positions.draw_offsets`, APE: DESIGN §4.2). With `position_sampler`
+    (randomized positions), each example's IDs are redrawn."""
     rng = np.random.default_rng([seed, step])
     valid = task.valid_lengths(*lengths)
-    ns = [valid[i] for i in rng.integers(0, len(valid), batch_size)]
-    examples = [task.sample(rng, int(n)) for n in ns]
-    offsets = None
-    if offset_max_length is not None:
-        offsets = [int(rng.integers(0, task.max_offset(int(n), offset_max_length) + 1)) for n in ns]
+    ns = [int(valid[i]) for i in rng.integers(0, len(valid), batch_size)]
+    examples = [task.sample(rng, n) for n in ns]
+    offsets = None if offset_max_length is None else draw_offsets(rng, task, ns, offset_max_length)
     if position_sampler is not None:
-        examples = with_sampled_positions(examples, position_sampler, rng)
+        examples = with_positions(examples, position_sampler, rng)
     return collate(examples, offsets)
-
-
-def with_sampled_positions(examples: list[Example], position_sampler, rng) -> list[Example]:
-    """Each example with its position IDs (its own, else 0..n-1) redrawn by `position_sampler(rng, ids)`."""
-    return [replace(e, position_ids=position_sampler(rng, np.arange(len(e.inputs)) if e.position_ids is None
-                                                     else e.position_ids)) for e in examples]
 
 
 class TrainBatches:
@@ -130,8 +132,6 @@ _worker_state: dict = {}
 
 
 def _batch_worker_init(parent: int, task: Task, position_sampler, args: tuple) -> None:
-    from .executors import exit_with_parent
-
     exit_with_parent(parent)  # a killed run must not leave its batch workers behind
     torch.set_num_threads(1)
     _worker_state.update(task=task, sampler=position_sampler, args=args)

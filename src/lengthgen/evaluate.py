@@ -8,8 +8,8 @@ Models with a position head (PPC, `ppc.py`) decode greedily with the position ID
 so their `exact_match_greedy` is PPC's; they also get `exact_match_greedy_oracle` (greedy with the
 task's own IDs: plain position coupling, the upper bound) and `position_acc` (fraction of
 teacher-forced next-token ID predictions that are right).
-Tasks with a breakdown (e.g. k for sparse tasks) get one evaluation set per value (group `k=3`)
-and a pooled row (group "").
+Tasks with a breakdown (e.g. k for sparse tasks) get one evaluation set per value (group `k=3`,
+`groups.group_name`) and a pooled row (group "").
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from itertools import product
 import numpy as np
 import torch
 
-from .config import EVAL_STREAM
-from .data import IGNORE, Batch, batches, eval_examples, with_sampled_positions
+from .data import EVAL_STREAM, IGNORE, Batch, batches, eval_examples
+from .groups import group_name
+from .positions import with_positions
 from .ppc import position_hits
 from .tasks import Example, Task
 
@@ -32,11 +33,6 @@ def autocast(device: torch.device, bf16: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def token_logits(model, inputs, position_ids):
-    out = model(inputs, position_ids)
-    return out[0] if isinstance(out, tuple) else out
-
-
 @torch.no_grad()
 def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
                        teacher_forced: torch.Tensor | None = None) -> torch.Tensor:
@@ -45,7 +41,7 @@ def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
     example's own (oracle) IDs, or with `predicted_positions` (PPC) each generated token gets the
     ID the model's position head predicted for it. `teacher_forced`: the batch's teacher-forced
     argmax when the caller already has it (saves one forward pass)."""
-    if predicted_positions and getattr(model, "position_head", None) is None:
+    if predicted_positions and not model.predicts_positions:
         raise ValueError("decoding with predicted position IDs needs a model with a position head "
                          "(model.predict_positions: true)")
     inputs = batch.inputs.clone()
@@ -59,7 +55,7 @@ def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
     last = torch.where(scored.any(1), T - 1 - scored.flip(1).int().argmax(1), 0)  # last scored index
     # Up to and including each answer's first position every input is given, so teacher forcing
     # already holds those predictions; decoding starts where a prediction is fed back.
-    preds = token_logits(model, inputs, pos).argmax(-1) if teacher_forced is None else teacher_forced.clone()
+    preds = model(inputs, pos).logits.argmax(-1) if teacher_forced is None else teacher_forced.clone()
     decoded = starts < last
     if not decoded.any():  # one-token answers
         return preds
@@ -69,8 +65,7 @@ def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
     cache = model.new_cache()
     out = model(inputs[:, :first + 1], pos[:, :first + 1], cache)
     for t in range(first, end + 1):
-        logits, pos_logits = out if isinstance(out, tuple) else (out, None)
-        step_pred = logits[:, -1].argmax(-1)
+        step_pred = out.logits[:, -1].argmax(-1)
         active = (starts <= t) & (t <= last)
         preds[active, t] = step_pred[active]
         if t == end:
@@ -78,7 +73,7 @@ def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
         feed = active & (t + 1 < lengths)
         inputs[feed, t + 1] = step_pred[feed]
         if predicted_positions:
-            pos[feed, t + 1] = pos_logits[:, -1].argmax(-1)[feed]
+            pos[feed, t + 1] = out.position_logits[:, -1].argmax(-1)[feed]
         out = model(inputs[:, t + 1:t + 2], pos[:, :t + 2], cache)
     return preds
 
@@ -86,10 +81,10 @@ def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
 @torch.no_grad()
 def score(model, examples: list[Example], batch_size: int, device, bf16=False, greedy=True) -> dict:
     """Per-example correctness arrays for a list of examples (order of the sorted batches)."""
-    ppc = getattr(model, "position_head", None) is not None
-    sampler = getattr(getattr(model, "pos", None), "eval_position_sampler", None)
+    ppc = model.predicts_positions
+    sampler = model.pos.eval_position_sampler()
     if sampler is not None:  # randomized positions at test time too; a fixed seed keeps sets comparable
-        examples = with_sampled_positions(examples, sampler, np.random.default_rng([EVAL_STREAM, 2]))
+        examples = with_positions(examples, sampler, np.random.default_rng([EVAL_STREAM, 2]))
     tf, greedy_ok, tok_right, tok_total = [], [], [], []
     oracle_ok, pos_right, pos_total = [], [], []
     for batch in batches(examples, batch_size):
@@ -101,7 +96,7 @@ def score(model, examples: list[Example], batch_size: int, device, bf16=False, g
 
         with autocast(device, bf16):
             outputs = model(batch.inputs, batch.position_ids)
-            pred = (outputs[0] if ppc else outputs).argmax(-1)
+            pred = outputs.logits.argmax(-1)
             gpred = greedy_predictions(model, batch, ppc, pred) if greedy else None
             if ppc and greedy:
                 oracle_ok.append(all_right(greedy_predictions(model, batch, teacher_forced=pred)))
@@ -112,7 +107,7 @@ def score(model, examples: list[Example], batch_size: int, device, bf16=False, g
         if greedy:
             greedy_ok.append(all_right(gpred))
         if ppc:
-            hits, total = position_hits(outputs[1], batch)
+            hits, total = position_hits(outputs.position_logits, batch)
             pos_right.append(hits.cpu())
             pos_total.append(total.cpu())
     out = {"tf": torch.cat(tf).numpy(), "tok_right": torch.cat(tok_right).numpy(),
@@ -158,7 +153,7 @@ def evaluate(model, task: Task, bins, examples_per_bin: int, batch_size: int, de
         for values in product(*breakdown.values()):
             fixed = dict(zip(names, values))
             s = score(model, eval_examples(task, lo, hi, examples_per_bin, **fixed), batch_size, device, bf16, greedy)
-            rows += _rows(lo, hi, ",".join(f"{k}={v}" for k, v in fixed.items()), s)
+            rows += _rows(lo, hi, group_name(fixed), s)
             parts.append(s)
         pooled = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         rows += _rows(lo, hi, "", pooled)

@@ -1,4 +1,6 @@
-"""Results store: one embedded SQLite database shared by every run of a project.
+"""Results store: one embedded SQLite database shared by every run of a project, and the owner
+of every file under the root (`checkpoints/<key>.pt`, `models/<key>.pt`, `plots/`), each written
+atomically (`atomic_write`: a temporary file in the same folder, then a rename).
 
 Sweep workers in several processes write at once, so the database runs in WAL mode (readers never
 block writers), every write is a single `BEGIN IMMEDIATE` transaction (it takes the write lock up
@@ -19,14 +21,17 @@ import random
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
 
 DB_FILE = "results.sqlite"
+CORRUPT_SUFFIX = ".corrupt"  # a checkpoint that cannot be read is moved aside under this suffix
 STATUSES = ("running", "finished", "diverged", "failed")
 DONE_STATUSES = ("finished", "diverged")
 BUSY_TIMEOUT_S = 60.0
@@ -69,6 +74,11 @@ CREATE TABLE IF NOT EXISTS curves (
     value REAL
 );
 CREATE INDEX IF NOT EXISTS curves_run ON curves (run_key, name, step);
+CREATE TABLE IF NOT EXISTS memberships (
+    experiment TEXT NOT NULL,
+    run_key TEXT NOT NULL,
+    PRIMARY KEY (experiment, run_key)
+);
 CREATE TABLE IF NOT EXISTS decisions (
     experiment TEXT NOT NULL,
     cell TEXT NOT NULL,
@@ -110,6 +120,33 @@ def _nan_if_null(v):
     return math.nan if v is None else v
 
 
+def atomic_write(path: Path, write) -> Path:
+    """Write a file all or nothing: `write(tmp_path)` fills a temporary file beside `path`, which
+    then replaces `path` in one rename. A failed write leaves no temporary file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def save_torch(obj, path: Path) -> Path:
+    """`torch.save` of plain data and tensors, atomically."""
+    import torch
+
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_torch(path: Path, device="cpu"):
+    """A file written by `save_torch`; tensors and plain data only (`weights_only`): never code."""
+    import torch
+
+    return torch.load(path, map_location=device, weights_only=True)
+
+
 class ResultsStore:
     def __init__(self, root: str | os.PathLike = "lengthgen-runs"):
         self.root = Path(root)
@@ -118,6 +155,50 @@ class ResultsStore:
 
     def __reduce__(self):  # a store travels to worker processes as its root; each worker connects anew
         return type(self), (self.root,)
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def checkpoint_path(self, key: str) -> Path:
+        return self.root / "checkpoints" / f"{key}.pt"
+
+    def model_path(self, key: str) -> Path:
+        return self.root / "models" / f"{key}.pt"
+
+    def plots_dir(self) -> Path:
+        return self.root / "plots"
+
+    def save_checkpoint(self, key: str, checkpoint: dict) -> None:
+        save_torch(checkpoint, self.checkpoint_path(key))
+
+    def load_checkpoint(self, key: str, device="cpu") -> dict | None:
+        """The run's latest checkpoint, or None when it has none. A checkpoint that cannot be read
+        (truncated, corrupt, not ours) is moved aside to `<key>.pt.corrupt` with a warning, and the
+        run starts from scratch: one bad file must not block its run for good."""
+        path = self.checkpoint_path(key)
+        if not path.exists():
+            return None
+        try:
+            return load_torch(path, device)
+        except Exception as err:  # torch raises many types for a bad file; none of them may block the run
+            aside = path.with_name(path.name + CORRUPT_SUFFIX)
+            os.replace(path, aside)
+            warnings.warn(f"checkpoint of run {key} could not be read ({type(err).__name__}: {err}); moved it to "
+                          f"{aside} and restarting the run from step 0", stacklevel=2)
+            return None
+
+    def drop_checkpoint(self, key: str) -> None:
+        self.checkpoint_path(key).unlink(missing_ok=True)
+
+    def save_model(self, key: str, payload: dict) -> None:
+        save_torch(payload, self.model_path(key))
+
+    def save_model_bytes(self, key: str, data: bytes) -> None:
+        """A model file made elsewhere (a remote sweep worker's `models/<key>.pt`), atomically."""
+        atomic_write(self.model_path(key), lambda tmp: tmp.write_bytes(data))
+
+    def model_bytes(self, key: str) -> bytes | None:
+        path = self.model_path(key)
+        return path.read_bytes() if path.exists() else None
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -133,7 +214,19 @@ class ResultsStore:
                    version=__version__, git_commit=git_commit(), host=host or socket.gethostname(),
                    created_at=_now())
         sql = f"INSERT OR REPLACE INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
-        self._write(lambda c: c.execute(sql, tuple(row.values())))
+
+        def write(conn):
+            conn.execute(sql, tuple(row.values()))
+            if row["experiment"]:
+                conn.execute(_JOIN, (row["experiment"], key))
+
+        self._check_writable()
+        self._write(write)
+
+    def join_experiment(self, experiment: str, keys: list[str]):
+        """Make runs members of `experiment` (a run can belong to several: a finished run that a
+        second experiment contains is skipped there, not retrained, and still reported with it)."""
+        self._write(lambda c: c.executemany(_JOIN, [(experiment, k) for k in keys]))
 
     def finish_run(self, key: str, *, status: str, metrics: list[dict], curves: list[dict], wall_time: float,
                    steps_done: int, extra: dict | None = None):
@@ -187,12 +280,17 @@ class ResultsStore:
         return _parse_run(rows[0]) if rows else None
 
     def runs(self, experiment: str | None = None, status: str | None = None) -> list[dict]:
-        where, params = _filters(("experiment", experiment), ("status", status))
+        where, params = _filters(("status", status))
+        if experiment is not None:
+            where += (" AND " if where else "WHERE ") + _MEMBER.format(key="key", experiment="experiment")
+            params += (experiment, experiment)
         return [_parse_run(r) for r in self._read(f"SELECT * FROM runs {where} ORDER BY created_at, key", params)]
 
     def metrics(self, keys: list[str] | None = None, experiment: str | None = None) -> list[dict]:
         """Metric rows joined with their run's task, positional, seed, name, experiment and status."""
-        where, params = _filters(("r.experiment", experiment))
+        where, params = "", ()
+        if experiment is not None:
+            where, params = "WHERE " + _MEMBER.format(key="r.key", experiment="r.experiment"), (experiment, experiment)
         if keys is not None:
             # json_each takes any number of keys in one parameter (no host-variable limit).
             where += (" AND " if where else "WHERE ") + "m.run_key IN (SELECT value FROM json_each(?))"
@@ -201,6 +299,15 @@ class ResultsStore:
                           f"FROM metrics m JOIN runs r ON r.key = m.run_key {where} "
                           "ORDER BY m.run_key, m.metric, m.grp, m.lo, m.hi", params)
         return [{**r, "value": _nan_if_null(r["value"])} for r in rows]
+
+    def bin_values(self, keys: list[str], metric: str) -> dict[tuple[int, int], list[float]]:
+        """`metric` per whole length bin (the pooled group) over the given runs, one value per run
+        (runs without results contribute nothing), bins in order."""
+        values: dict[tuple[int, int], list[float]] = {}
+        for m in self.metrics(keys=keys):
+            if m["metric"] == metric and m["grp"] == "":
+                values.setdefault((m["lo"], m["hi"]), []).append(m["value"])
+        return dict(sorted(values.items()))
 
     def decisions(self, experiment: str | None = None) -> list[dict]:
         """Protocol decisions as {experiment, cell, decision (dict), updated_at}, by experiment and cell."""
@@ -218,13 +325,40 @@ class ResultsStore:
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
             # After a fork the inherited connection belongs to the parent: abandon it, never use it.
+            local.conn, local.pid = self._connect(), os.getpid()
+        return local.conn
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection to the store, created with its tables when new; a root that is a file, a store
+        that cannot be written and a file that is no SQLite database fail with a message saying so."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"results root {self.root} is a file, not a folder; pass another --root")
+        try:
             self.root.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             conn.row_factory = sqlite3.Row
             _retrying(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             _transaction(conn, lambda c: [c.execute(s) for s in SCHEMA.split(";") if s.strip()])
-            local.conn, local.pid = conn, os.getpid()
-        return local.conn
+        except PermissionError as err:
+            raise ValueError(f"results root {self.root} cannot be written ({err.strerror}); pass another --root") from None
+        except sqlite3.DatabaseError as err:
+            raise ValueError(f"{self.path} is not a usable lengthgen results store (SQLite: {err}); move it aside or "
+                             "pass another --root") from None
+        return conn
+
+    def exists(self) -> bool:
+        """Whether the root holds a results store (reading commands must not create an empty one)."""
+        return self.path.is_file()
+
+    def _check_writable(self) -> None:
+        """Fail before training, not after it, when the run's files could not be written."""
+        for folder in (self.checkpoint_path("x").parent, self.model_path("x").parent):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                tempfile.TemporaryFile(dir=folder).close()
+            except OSError as err:
+                raise ValueError(f"cannot write run files to {folder} ({err.strerror or err}); fix its permissions "
+                                 "or pass another --root") from None
 
     def _write(self, fn):
         return _transaction(self._conn(), fn)
@@ -232,6 +366,11 @@ class ResultsStore:
     def _read(self, sql: str, params=()) -> list[dict]:
         conn = self._conn()
         return [dict(r) for r in _retrying(lambda: conn.execute(sql, params).fetchall())]
+
+
+_JOIN = "INSERT OR IGNORE INTO memberships (experiment, run_key) VALUES (?, ?)"
+# a run is in an experiment when it was started there or joined it later
+_MEMBER = "({key} IN (SELECT run_key FROM memberships WHERE experiment=?) OR {experiment}=?)"
 
 
 def _parse_run(row: dict) -> dict:

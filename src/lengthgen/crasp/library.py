@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..tasks import make_task
+from ..tasks.formal import LABEL_PREFIX
 from .fragment import Fragment, fragment
 from .lang import (BoolConst, Local, Periodic, PositionMod, Program, Token, And, Or, count, define)
 
-LABELS = "L:"  # the label-token prefix of formal tasks (tasks/formal.py)
+LABELS = LABEL_PREFIX  # the label-token prefix of formal tasks
 SEP, EOS = "<sep>", "<eos>"
 
 PROGRAMS: dict[str, Callable[[], Program]] = {}  # built on demand: some programs are large

@@ -6,6 +6,11 @@ branches on the scheme. A scheme acts through up to three hooks, each a no-op by
 - `embed(position_ids)`: a [B, T, D] tensor added to the token embeddings (APE, sinusoidal);
 - `rotate(q, k, position_ids)`: transforms queries and keys [B, H, T, Dh] (RoPE);
 - `bias(position_ids)`: an additive attention bias [B, H, T, T] (ALiBi).
+
+Besides, a scheme declares what the data and training around it need: `has_table` (a finite
+table: random training offsets, IDs beyond it refused), `train_position_sampler` /
+`eval_position_sampler` (a data transform redrawing the IDs, `positions.PositionSampler`) and
+`position_table` (the table the positional regulariser penalises).
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
 import torch
 from torch import nn
+
+from ..positions import PositionSampler, subset_positions
 
 SCHEMES: dict[str, type["PositionalScheme"]] = {}
 
@@ -57,6 +63,18 @@ class PositionalScheme(nn.Module):
     def bias(self, position_ids: torch.Tensor) -> torch.Tensor | None:
         return None
 
+    def train_position_sampler(self) -> PositionSampler | None:
+        """A transform applied to every training example's IDs (None: the IDs as they are)."""
+        return None
+
+    def eval_position_sampler(self) -> PositionSampler | None:
+        """A transform applied to every evaluation example's IDs (None: the IDs as they are)."""
+        return None
+
+    def position_table(self) -> nn.Embedding | None:
+        """The learned absolute position table P of Huang et al.'s regulariser (None: no such table)."""
+        return None
+
 
 @register_scheme("nope")
 class NoPE(PositionalScheme):
@@ -80,6 +98,9 @@ class LearnedAbsolute(PositionalScheme):
             raise ValueError(f"position id {top} is beyond the learned position table (ids 0..{self.max_positions - 1}); "
                              "raise model.max_positions or evaluate shorter lengths")
         return self.table(position_ids)
+
+    def position_table(self):
+        return self.table
 
 
 @register_scheme("sinusoidal")
@@ -221,16 +242,6 @@ class FIRE(PositionalScheme):
         return self.mlp(self._ratio(uq, ud)[:, None])[where].permute(0, 3, 1, 2)
 
 
-def subset_positions(span: int, rng, ids):
-    """`ids` (numpy int array) mapped through a sorted random subset of [0, span)."""
-    size = int(ids.max()) + 1
-    if size > span:
-        raise ValueError(f"randomized: position ID {size - 1} does not fit in span {span}; raise "
-                         "model.positional_params.span")
-    subset = np.sort(rng.choice(span, size=size, replace=False))
-    return subset[ids]
-
-
 @register_scheme("randomized")
 class Randomized(PositionalScheme):
     """Randomized positions (Ruoss et al. 2023) over a `base` scheme (default sinusoidal).
@@ -238,7 +249,7 @@ class Randomized(PositionalScheme):
     In training, every example's position IDs are replaced by a sorted random subset of
     [0, span): ID v becomes subset[v], which keeps the order and keeps equal IDs equal (so it
     composes with position coupling). The draw is a data transform made by `data.train_batch`
-    from the step's seeded generator through `sample_positions`, so runs stay reproducible and
+    from the step's seeded generator through `train_position_sampler`, so runs stay reproducible and
     resumable; the model itself only consumes the IDs it is given. `span` defaults to the
     model's `max_positions`, enough for the longest evaluation length; no random offsets are
     needed on top: the subsets already reach every ID.
@@ -264,16 +275,12 @@ class Randomized(PositionalScheme):
         self.eval_positions = eval_positions
         self.base = make_scheme(base, d_model, n_heads, self.span)
 
-    @property
-    def sample_positions(self):
-        """The training-data transform `(rng, ids) -> ids`: a plain function of `span`, so batch
-        workers in other processes can run it without this module."""
+    def train_position_sampler(self):
+        # A plain function of `span`, so batch workers in other processes can run it without this module.
         return functools.partial(subset_positions, self.span)
 
-    @property
     def eval_position_sampler(self):
-        """The same transform for evaluation examples, or None to evaluate on the given IDs."""
-        return self.sample_positions if self.eval_positions == "random" else None
+        return self.train_position_sampler() if self.eval_positions == "random" else None
 
     def embed(self, position_ids):
         return self.base.embed(position_ids)

@@ -7,7 +7,7 @@ comes only from the pluggable `PositionalScheme` and the explicit `position_ids`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -15,23 +15,19 @@ from torch import nn
 
 from .positional import PositionalScheme, make_scheme
 
+# The architecture is `lengthgen.config.ModelConfig` (n_layers, n_heads, d_model, d_mlp, tie_weights,
+# positional, positional_params, predict_positions); the task fixes the vocabulary and the run the
+# size of the position table, so both come separately.
+
 
 @dataclass
-class TransformerConfig:
-    vocab_size: int
-    max_positions: int
-    n_layers: int = 2
-    n_heads: int = 2
-    d_model: int = 64
-    d_mlp: int | None = None  # None = 4 * d_model
-    tie_weights: bool = True
-    positional: str = "ape"
-    positional_params: dict = field(default_factory=dict)
-    position_vocab: int = 0  # > 0 adds a head predicting the next token's position ID (PPC)
+class Output:
+    logits: torch.Tensor  # [B, T, V] next-token logits
+    position_logits: torch.Tensor | None = None  # [B, T, max_positions] next token's position ID (PPC)
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg):
         super().__init__()
         self.n_heads = cfg.n_heads
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
@@ -69,7 +65,7 @@ class LayerCache:
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg):
         super().__init__()
         d_mlp = cfg.d_mlp or 4 * cfg.d_model
         self.ln1 = nn.LayerNorm(cfg.d_model)
@@ -83,17 +79,20 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg, vocab_size: int, max_positions: int):
+        """`cfg`: a `ModelConfig`; `max_positions`: IDs 0..max_positions-1 (the table of APE, the
+        classes of the PPC position head)."""
         super().__init__()
-        self.cfg = cfg
-        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos = make_scheme(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_positions, **cfg.positional_params)
+        self.cfg, self.vocab_size, self.max_positions = cfg, vocab_size, max_positions
+        self.tok = nn.Embedding(vocab_size, cfg.d_model)
+        self.pos = make_scheme(cfg.positional, cfg.d_model, cfg.n_heads, max_positions, **cfg.positional_params)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
         if cfg.tie_weights:
             self.head.weight = self.tok.weight
-        self.position_head = nn.Linear(cfg.d_model, cfg.position_vocab) if cfg.position_vocab else None
+        # PPC: predicts the position ID of the next token.
+        self.position_head = nn.Linear(cfg.d_model, max_positions) if cfg.predict_positions else None
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith(("attn.out.weight", "mlp.2.weight")):
@@ -118,8 +117,8 @@ class Transformer(nn.Module):
         return bias.masked_fill(future, float("-inf"))
 
     def forward(self, idx: torch.Tensor, position_ids: torch.Tensor | None = None,
-                cache: list[LayerCache] | None = None):
-        """Token logits [B, T, V]; with a position head, also position-ID logits [B, T, P].
+                cache: list[LayerCache] | None = None) -> Output:
+        """Token logits [B, T, V] and, with a position head, position-ID logits [B, T, P].
 
         Incremental decoding: with `cache` (one `LayerCache` per block, from `new_cache()`), `idx`
         holds only the tokens after those already cached and `position_ids` the IDs of all tokens
@@ -142,10 +141,11 @@ class Transformer(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, new_ids, self.pos, bias, None if cache is None else cache[i])
         x = self.ln_f(x)
-        logits = self.head(x)
-        if self.position_head is None:
-            return logits
-        return logits, self.position_head(x)
+        return Output(self.head(x), None if self.position_head is None else self.position_head(x))
+
+    @property
+    def predicts_positions(self) -> bool:
+        return self.position_head is not None
 
     def new_cache(self) -> list[LayerCache]:
         return [LayerCache() for _ in self.blocks]

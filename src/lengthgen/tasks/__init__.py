@@ -1,6 +1,8 @@
-"""Task zoo: the protocol and registry live in `base`; each family is one module."""
+"""Task zoo: the protocol and registry live in `base`; each family is one module, registered on import."""
 
-from .base import EOS, BOS, PAD, SEP, Example, Task, Vocab, available_tasks, make_task, register_task
+from .base import (BOS, EOS, FIRST_SYMBOL, PAD, SEP, SPECIALS, Example, Task, Vocab, available_tasks, make_task,
+                   register_task)
+from . import sparse, algorithmic, coupled, formal  # noqa: E402,F401  (registers every family)
 
 __all__ = ["Example", "Task", "Vocab", "make_task", "register_task", "available_tasks",
-           "PAD", "BOS", "SEP", "EOS"]
+           "PAD", "BOS", "SEP", "EOS", "FIRST_SYMBOL", "SPECIALS"]

@@ -32,10 +32,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import BOS, EOS, SEP, SPECIALS, Task, Vocab, register_task, sequence_example
+from .base import BOS, EOS, FIRST_SYMBOL, SEP, Task, Vocab, register_task, sequence_example
 
-# Vocab puts the specials first and then the symbols in order, so symbol i has id FIRST_SYMBOL + i.
-FIRST_SYMBOL = len(SPECIALS)
 LETTERS = tuple(ascii_lowercase)
 DISTINCT_TOKENS = tuple(str(i) for i in range(150))
 
@@ -59,8 +57,6 @@ class _Algorithmic(Task):
     """Shared layout and length rules; subclasses draw the input and the answer as symbol indices."""
 
     symbols: ClassVar[tuple[str, ...]]
-    length_multiple: ClassVar[int] = 1
-    max_input_length: ClassVar[int | None] = None
 
     def __init__(self):
         self.vocab = Vocab(self.symbols)
@@ -82,22 +78,8 @@ class _Algorithmic(Task):
         # <bos>, n inputs, <sep> and the answer are fed; the final <eos> is only a target.
         return length + 2 + self.max_answer_len(length)
 
-    def max_offset(self, length, max_length):
-        return max(0, max_length - length)
-
-    def check_length(self, length):
-        super().check_length(length)
-        if self.max_input_length is not None and length > self.max_input_length:
-            raise ValueError(f"task {self.name!r}: length {length} is above its maximum {self.max_input_length}")
-        if length % self.length_multiple:
-            raise ValueError(f"task {self.name!r}: length {length} is not a multiple of {self.length_multiple}")
-
-    def valid_lengths(self, lo: int, hi: int) -> range:
-        """The lengths in the inclusive bin [lo, hi] that `sample` accepts."""
-        first = max(lo, self.min_length)
-        first += -first % self.length_multiple
-        last = hi if self.max_input_length is None else min(hi, self.max_input_length)
-        return range(first, last + 1, self.length_multiple)
+    def max_offset(self, length, longest):
+        return max(0, longest - length)
 
 
 @register_task
@@ -143,7 +125,7 @@ class BinMajorityInterleave(_Algorithmic):
               "length m (each drawn as in bin_majority) interleaved as s1[0] s2[0] s3[0] s1[1] …; "
               "yi = the majority bit of si. E.g. <bos> 0 1 1 0 1 0 1 0 0 <sep> 0 1 0 <eos>")
     symbols = ("0", "1")
-    length_multiple = 3
+    length_period = 3
     min_length = 3
     default_train_lengths = (3, 48)
     default_eval_bins = ((3, 48), (51, 99), (102, 150))
@@ -163,15 +145,15 @@ class _WholeSequenceAnswer(_Algorithmic):
     def max_answer_len(self, n):
         return n
 
-    def max_offset(self, length, max_length):
-        return 2 * max(0, max_length - length)
+    def max_offset(self, length, longest):
+        return 2 * max(0, longest - length)
 
 
 class _DistinctTokens(_WholeSequenceAnswer):
     """n distinct tokens out of 150, so n is capped at 150."""
 
     symbols = DISTINCT_TOKENS
-    max_input_length = len(DISTINCT_TOKENS)
+    max_length = len(DISTINCT_TOKENS)
 
     def draw(self, rng, n):
         tokens = rng.choice(len(DISTINCT_TOKENS), size=n, replace=False)
@@ -267,5 +249,5 @@ class Addition(_Algorithmic):
         # The longer operand has at most n−3 digits, and a carry adds one.
         return n - 2
 
-    def max_offset(self, length, max_length):
-        return max(0, 2 * max_length - length)
+    def max_offset(self, length, longest):
+        return max(0, 2 * longest - length)

@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 SPECIALS = ("<pad>", "<bos>", "<sep>", "<eos>")
-PAD, BOS, SEP, EOS = range(4)
+PAD, BOS, SEP, EOS = range(len(SPECIALS))
+FIRST_SYMBOL = len(SPECIALS)  # a Vocab's symbol i has id FIRST_SYMBOL + i
 
 
 class Vocab:
@@ -111,23 +112,43 @@ class Task(ABC):
         """Variables evaluation reports separately, with their values, e.g. {"k": [1, 2, 3]}."""
         return {}
 
-    def max_offset(self, length: int, max_length: int) -> int:
-        """Largest random APE position offset for an example of `length` when the model must
-        serve lengths up to `max_length` (DESIGN §4.2): every position embedding gets trained."""
-        return max(0, self.seq_len(max_length) - self.seq_len(length))
+    def max_offset(self, length: int, longest: int) -> int | None:
+        """Largest random APE position offset for an example of `length` when the model must serve
+        lengths up to `longest`, where the family fixes it (DESIGN §4.2); None: the general rule of
+        `positions.max_offset` (shift up to the longest length's sequence)."""
+        return None
+
+    # -- the length contract: n is valid iff min_length <= n <= max_length (None: unbounded) and
+    # n is a multiple of length_period. One rule for bins: a bin holds the valid lengths inside
+    # it, and a bin holding none is refused (`valid_lengths` raises).
+    length_period: ClassVar[int] = 1
+    max_length: ClassVar[int | None] = None
+
+    def length_rule(self) -> str:
+        rule = f"lengths >= {self.min_length}"
+        if self.max_length is not None:
+            rule += f" and <= {self.max_length}"
+        if self.length_period > 1:
+            rule += f", multiples of {self.length_period}"
+        return rule
+
+    def is_valid_length(self, length: int) -> bool:
+        return (length >= self.min_length and length % self.length_period == 0
+                and (self.max_length is None or length <= self.max_length))
 
     def valid_lengths(self, lo: int, hi: int) -> range:
-        """The lengths in the inclusive bin [lo, hi] that `sample` accepts. Every length from
-        `min_length` up is valid by default, and a bin reaching below it is refused (for sparse
-        tasks: k larger than the length); families with gaps (formal languages) filter instead."""
-        if lo < self.min_length:
-            raise ValueError(f"length {lo} in [{lo}, {hi}] is below the minimum length {self.min_length} of "
-                             f"task {self.name!r} (e.g. k larger than the length)")
-        return range(lo, hi + 1)
+        """The valid lengths in the inclusive bin [lo, hi]; raises when there is none."""
+        first = max(lo, self.min_length)
+        first += -first % self.length_period
+        last = hi if self.max_length is None else min(hi, self.max_length)
+        lengths = range(first, last + 1, self.length_period)
+        if not lengths:
+            raise ValueError(f"task {self.name!r} has no valid length in [{lo}, {hi}]: {self.length_rule()}")
+        return lengths
 
     def check_length(self, length: int) -> None:
-        if length < self.min_length:
-            raise ValueError(f"task {self.name!r}: length {length} is below its minimum {self.min_length}")
+        if not self.is_valid_length(length):
+            raise ValueError(f"task {self.name!r} has no string of length {length}: {self.length_rule()}")
 
     def render(self, ex: Example) -> str:
         """Human-readable form of an example: the full sequence, answer included."""
@@ -158,9 +179,8 @@ def _init_params(cls) -> list[str]:
 
 
 def make_task(name: str, **params) -> Task:
-    """Build a registered task; unknown names or parameters fail with the allowed values."""
-    from . import all_tasks  # noqa: F401  (registers every family)
-
+    """Build a registered task; unknown names or parameters fail with the allowed values.
+    The families register themselves when `lengthgen.tasks` is imported."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(sorted(TASKS))}")
     cls = TASKS[name]
@@ -172,6 +192,4 @@ def make_task(name: str, **params) -> Task:
 
 
 def available_tasks() -> list[str]:
-    from . import all_tasks  # noqa: F401
-
     return sorted(TASKS)

@@ -65,7 +65,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import BOS, EOS, SEP, Example, Task, Vocab, register_task, sequence_example
+from .base import BOS, EOS, FIRST_SYMBOL, SEP, Example, Task, Vocab, register_task, sequence_example
 from .sparse import _Planted, parse_k, place
 
 POSITION_MODES = ("coupled", "sequential")
@@ -87,16 +87,16 @@ class _CoupledIDs:
         """Largest coupled ID (start 0) of an example of input length `length`."""
         raise NotImplementedError
 
-    def max_offset(self, length, max_length):
+    def max_offset(self, length, longest):
         if self.positions == "coupled":
-            return max(0, self.max_id(max_length) - self.max_id(length))
-        return super().max_offset(length, max_length)  # type: ignore[misc]
+            return max(0, self.max_id(longest) - self.max_id(length))
+        return super().max_offset(length, longest)  # type: ignore[misc]
 
     def mirrored_example(self, xs: np.ndarray, ys: np.ndarray) -> Example:
         """`<bos> x1 … xn <sep> y1 … yn <eos>` (symbol indices) where y_i shares x_i's ID i; the
         answer is the y half."""
         n = len(xs)
-        seq = np.concatenate([[BOS], FIRST + xs, [SEP], FIRST + ys, [EOS]])
+        seq = np.concatenate([[BOS], FIRST_SYMBOL + xs, [SEP], FIRST_SYMBOL + ys, [EOS]])
         inputs = np.arange(1, n + 1)
         ids = np.concatenate([[0], inputs, [0], inputs, [n + 1]])
         return self.example(seq, ids, answer_start=n + 1, length=n)
@@ -118,7 +118,6 @@ class _CoupledIDs:
 
 
 DIGITS = tuple(str(d) for d in range(10))
-FIRST = 4  # ids 0-3 are the special tokens; symbol i of a Vocab has id FIRST + i
 
 
 def add_reversed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -165,7 +164,7 @@ class CoupledAddition(_CoupledIDs, _DecimalAddition):
         a, b = self.operands(rng, n)
         s = add_reversed(a, b)
         plus = self.vocab["+"]
-        seq = np.concatenate([[BOS], FIRST + a, [plus], FIRST + b, [SEP], FIRST + s, [EOS]])
+        seq = np.concatenate([[BOS], FIRST_SYMBOL + a, [plus], FIRST_SYMBOL + b, [SEP], FIRST_SYMBOL + s, [EOS]])
         operand_ids = np.arange(n, 0, -1)
         ids = np.concatenate([[0], operand_ids, [0], operand_ids, [0], np.arange(1, n + 2), [n + 2]])
         return self.example(seq, ids, answer_start=2 * n + 2, length=n)
@@ -187,17 +186,14 @@ class IndexHintsAddition(_DecimalAddition):
         self.first_hint = self.vocab["h0"]
 
     @property
-    def max_input_length(self) -> int:
-        return self.hint_vocab - 1
+    def max_length(self) -> int:  # type: ignore[override]
+        return self.hint_vocab - 1  # n + 1 hint tokens per example
 
     def check_length(self, length):
-        super().check_length(length)
-        if length > self.max_input_length:
+        if length > self.max_length:
             raise ValueError(f"task {self.name!r}: length {length} needs {length + 1} hint tokens but hint_vocab is "
                              f"{self.hint_vocab}; raise hint_vocab")
-
-    def valid_lengths(self, lo, hi):
-        return range(max(lo, self.min_length), min(hi, self.max_input_length) + 1)
+        super().check_length(length)
 
     def seq_len(self, length):
         return 6 * length + 5
@@ -211,7 +207,7 @@ class IndexHintsAddition(_DecimalAddition):
         hints = self.first_hint + c + np.arange(n + 1)  # hints[i] marks significance i
 
         def hinted(digits_by_significance, order):
-            return np.stack([hints[order], FIRST + digits_by_significance[order]], axis=1).reshape(-1)
+            return np.stack([hints[order], FIRST_SYMBOL + digits_by_significance[order]], axis=1).reshape(-1)
 
         down = np.arange(n - 1, -1, -1)  # operands are written most significant first
         seq = np.concatenate([[BOS], hinted(a[::-1], down), [self.vocab["+"]], hinted(b[::-1], down), [SEP],
@@ -354,7 +350,7 @@ class VarChain(_CoupledIDs, Task):
         if not 1 <= d <= n:
             raise ValueError(f"task {self.name!r}: {d} hops do not fit in {n} assignments")
         chain_at = np.sort(rng.choice(n, size=d, replace=False))[::-1]  # a_1 is the latest
-        chain_vars = FIRST + rng.choice(self.num_vars, size=d, replace=False)  # u_0 … u_{d-1}
+        chain_vars = FIRST_SYMBOL + rng.choice(self.num_vars, size=d, replace=False)  # u_0 … u_{d-1}
         value = self.first_value + int(rng.integers(self.num_values))
         lhs = np.empty(n, dtype=np.int64)
         rhs = np.empty(n, dtype=np.int64)
@@ -368,12 +364,12 @@ class VarChain(_CoupledIDs, Task):
         for j in range(d):
             guard[bounds[j + 1] + 1:bounds[j]] = chain_vars[j]
         for i in sorted(set(range(n)) - set(chain_at.tolist())):
-            choices = [FIRST + v for v in range(self.num_vars) if FIRST + v != guard[i]]
+            choices = [FIRST_SYMBOL + v for v in range(self.num_vars) if FIRST_SYMBOL + v != guard[i]]
             lhs[i] = choices[int(rng.integers(len(choices)))]
             if rng.random() < 0.5:
                 rhs[i] = self.first_value + int(rng.integers(self.num_values))
             else:
-                rhs[i] = FIRST + int(rng.integers(self.num_vars))
+                rhs[i] = FIRST_SYMBOL + int(rng.integers(self.num_vars))
         eq, semi = self.vocab["="], self.vocab[";"]
         program = np.stack([lhs, np.full(n, eq), rhs, np.full(n, semi)], axis=1).reshape(-1)
         answer = np.concatenate([chain_vars, [value]])

@@ -67,7 +67,6 @@ class FormalLanguage(Task):
     alphabet: ClassVar[tuple[str, ...]]
     label_kind: ClassVar[str]  # next-viable | next-member | member | successor | ends-02+
     flag_chars: ClassVar[tuple[str, str]] = ("1", "0")  # (true, false)
-    length_period: ClassVar[int] = 1
     min_length: ClassVar[int] = 1
     default_train_lengths = (1, 100)
     default_eval_bins = ((1, 100), (101, 150), (151, 200))
@@ -130,21 +129,11 @@ class FormalLanguage(Task):
         return out
 
     # --- Task protocol ------------------------------------------------------------------
-    def is_valid_length(self, n: int) -> bool:
-        return n >= self.min_length and n % self.length_period == 0
-
-    def valid_lengths(self, lo: int, hi: int) -> range:
-        first = max(lo, self.min_length)
-        first += -first % self.length_period
-        return range(first, hi + 1, self.length_period)
-
     def seq_len(self, length: int) -> int:
         return length + 1
 
     def sample(self, rng, length):
-        if not self.is_valid_length(length):
-            raise ValueError(f"task {self.name!r} has no string of length {length}: lengths must be >= "
-                             f"{self.min_length} and a multiple of {self.length_period} (see valid_lengths)")
+        self.check_length(length)
         s = self.sample_string(rng, length)
         inputs = np.concatenate([[BOS], self.vocab.encode(s)])
         targets = np.concatenate([[PAD], self.vocab.encode(self.labels(s))])

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .data import IGNORE, Batch
+from ..data import IGNORE, Batch
 
 
 class DataParallel:

@@ -21,36 +21,26 @@ curves are replaced in the same transaction that marks it finished.
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import os
 import shutil
-import signal
-import sys
 import tempfile
-import threading
-import time
 import traceback
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, RunConfig
-from .store import ResultsStore
+from ..config import ConfigError, RunConfig
+from ..procs import THREAD_ENV_VARS, available_cores, exit_with_parent, thread_environment
+from ..store import ResultsStore
+from ..training import is_done, train_run
 
 EXECUTORS = ("sequential", "local", "ray")
 MAX_RETRIES = 2  # re-runs of a run whose worker died (an exception in the run is not retried)
-PARENT_POLL_S = 0.2  # where PDEATHSIG is missing (not Linux)
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+LOOPBACK = "127.0.0.1"  # an embedded Ray instance listens here only (README: security and failure model)
+# Ray binds its services to the node's IP, which on Linux is the routable address unless Ray is told
+# this machine is no cluster node; read when ray is first imported.
+RAY_NO_CLUSTER = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @dataclass
@@ -91,8 +81,6 @@ def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "se
     """
     check_settings(executor, workers, threads, address, max_retries)
     todo, result = [], SweepResult()
-    from .train import is_done
-
     for cfg in configs:
         if is_done(store, cfg.key()):
             result.done.append(cfg.key())
@@ -104,10 +92,10 @@ def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "se
         if error is None:
             result.done.append(cfg.key())
         else:
-            result.failed[_label(cfg)] = error
+            result.failed[run_label(cfg)] = error
         if bar is not None:
             state = "failed" if error else "done"
-            progress.update(bar, advance=1, description=f"runs (last {state}: {_label(cfg)})")
+            progress.update(bar, advance=1, description=f"runs (last {state}: {run_label(cfg)})")
 
     if executor == "sequential":
         _sequential(todo, store, threads, progress, finished)
@@ -125,7 +113,7 @@ def _wire(cfg: RunConfig) -> dict:
     return cfg.model_dump(mode="json")
 
 
-def _label(cfg: RunConfig) -> str:
+def run_label(cfg: RunConfig) -> str:
     return f"{cfg.name or cfg.task.name} [{cfg.key()}]"
 
 
@@ -133,8 +121,6 @@ def _label(cfg: RunConfig) -> str:
 
 def _sequential(todo, store, threads, progress, finished):
     import torch
-
-    from .train import train_run
 
     if threads:
         torch.set_num_threads(threads)
@@ -149,51 +135,10 @@ def _sequential(todo, store, threads, progress, finished):
 
 # -- local worker processes ---------------------------------------------------------------------
 
-@contextmanager
-def _environment(**values: str):
-    """Set environment variables for processes started inside the block (children copy it at start)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def exit_with_parent(parent: int):
-    """Exit this process as soon as its parent `parent` is gone, even mid-run.
-
-    A killed driver must not leave workers training: the rerun of the sweep would start the same
-    runs a second time next to them, and a run finishing after the kill would hide where it landed.
-    On Linux the kernel sends SIGKILL the moment the parent dies (prctl PDEATHSIG); elsewhere a
-    thread polls for re-parenting.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        if os.getppid() != parent:  # died before the request took effect
-            os._exit(1)
-        return
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(PARENT_POLL_S)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
-
-
 def _local_worker(conn, root: str, threads: int, parent: int):
     """Worker process: receive a RunConfig, train it into the shared store, report; None stops."""
     exit_with_parent(parent)
     import torch
-
-    from .train import train_run
 
     torch.set_num_threads(threads)
     store = ResultsStore(root)
@@ -218,8 +163,7 @@ class _Worker:
         # Not a daemon: a run may start its own batch workers (data_workers), and daemons cannot have
         # children. Workers still end with the driver (exit_with_parent) and are stopped in `_local`.
         self.proc = ctx.Process(target=_local_worker, args=(child_conn, root, threads, os.getpid()))
-        n = str(threads)
-        with _environment(**{var: n for var in THREAD_ENV_VARS}):
+        with thread_environment(threads):
             self.proc.start()
         child_conn.close()
         self.cfg: RunConfig | None = None
@@ -298,8 +242,6 @@ def _ray_train(data: dict, threads: int) -> dict:
     """Ray task: train into a node-local scratch store and return the finished run to the driver."""
     import torch
 
-    from .train import train_run
-
     torch.set_num_threads(threads)
     cfg = RunConfig.model_validate(data)
     key = cfg.key()
@@ -307,12 +249,11 @@ def _ray_train(data: dict, threads: int) -> dict:
     scratch = Path(tempfile.gettempdir()) / "lengthgen-ray" / key
     store = ResultsStore(scratch)
     run = train_run(cfg, store)
-    model_file = scratch / "models" / f"{key}.pt"
     payload = {
         "run": run,
         "metrics": [{k: m[k] for k in ("lo", "hi", "grp", "metric", "value", "count")} for m in store.metrics(keys=[key])],
         "curves": store.curves(key),
-        "model": model_file.read_bytes() if model_file.exists() else None,
+        "model": store.model_bytes(key),
     }
     shutil.rmtree(scratch, ignore_errors=True)
     return payload
@@ -328,23 +269,36 @@ def _store_returned_run(store: ResultsStore, payload: dict) -> None:
     run = payload["run"]
     key = run["key"]
     if payload["model"] is not None:
-        path = Path(store.root) / "models" / f"{key}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(payload["model"])
-        os.replace(tmp, path)
+        store.save_model_bytes(key, payload["model"])
     store.start_run(key, run["config"], name=run["name"], experiment=run["experiment"], host=run["host"])
     store.finish_run(key, status=run["status"], metrics=payload["metrics"], curves=payload["curves"],
                      wall_time=run["wall_time"], steps_done=run["steps_done"], extra=run["extra"])
 
 
+def start_ray(address: str | None, workers: int | None, threads: int) -> None:
+    """Join the Ray cluster at `address`, or start an embedded instance whose unauthenticated
+    services listen on loopback only, so no other machine can reach them (and run code there).
+    An embedded instance that would listen elsewhere is shut down at once: this fails closed."""
+    if address is not None:
+        import ray
+
+        ray.init(address=address)
+        return
+    os.environ[RAY_NO_CLUSTER[0]] = RAY_NO_CLUSTER[1]
+    import ray
+
+    ray.init(num_cpus=workers * threads if workers else None, include_dashboard=False)
+    listening = {node["NodeManagerAddress"] for node in ray.nodes()}
+    if listening != {LOOPBACK}:
+        ray.shutdown()
+        raise ValueError(f"the embedded Ray instance would listen on {', '.join(sorted(listening))}, not only on "
+                         f"{LOOPBACK}; start Ray yourself (ray start --head) and pass --address")
+
+
 def _ray(todo, store, workers, threads, address, max_retries, finished):
     import ray
 
-    if address is None:
-        ray.init(num_cpus=workers * threads if workers else None, include_dashboard=False)
-    else:
-        ray.init(address=address)
+    start_ray(address, workers, threads)
     try:
         remote = ray.remote(_ray_train).options(
             num_cpus=threads, max_retries=max_retries,

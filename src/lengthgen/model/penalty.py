@@ -11,9 +11,9 @@ import torch
 
 
 def positional_attention_penalty(model) -> torch.Tensor:
-    table = getattr(model.pos, "table", None)
+    table = model.pos.position_table()
     if table is None:
-        raise ValueError(f"the positional regulariser needs a learned position table; scheme "
+        raise ValueError(f"the positional regulariser needs a learned position table of absolute positions; scheme "
                          f"{model.cfg.positional!r} has none (use positional: ape)")
     P = table.weight  # [N, D]
     N, D = P.shape

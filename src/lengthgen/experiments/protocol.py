@@ -42,16 +42,15 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .config import (Bin, ConfigError, RunConfig, Strict, format_validation_error, load_run_config, merged,
-                     read_yaml)
-from .experiment import expand
-from .store import ResultsStore
+from ..config import Bin, ConfigError, RunConfig, Strict, format_validation_error, load_run_config, merged
+from ..store import ResultsStore
+from ..training import train_run
+from .grid import expand
 
 DEFAULT_SEARCH = {"model.n_layers": [1, 2, 4], "model.n_heads": [1, 2, 4], "model.d_model": [16, 64, 256],
                   "train.lr": [1e-3, 1e-4]}
@@ -150,7 +149,8 @@ def search_points(search: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(search, values)) for values in itertools.product(*search.values())]
 
 
-def _label(overrides: dict[str, Any]) -> str:
+def overrides_label(overrides: dict[str, Any]) -> str:
+    """A search configuration as it appears in run names and reports, e.g. "n_layers=2 lr=0.001"."""
     return " ".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())
 
 
@@ -184,16 +184,16 @@ class Protocol:
     def derive(self, cell: RunConfig, overrides: dict[str, Any], seed: int) -> RunConfig:
         data = merged(cell.model_dump(mode="json"), overrides)
         data["seed"] = seed
-        data["name"] = " ".join(p for p in (cell.name, "|", _label(overrides), f"seed={seed}") if p)
+        data["name"] = " ".join(p for p in (cell.name, "|", overrides_label(overrides), f"seed={seed}") if p)
         try:
             return load_run_config(data)
         except ConfigError as err:
-            raise ConfigError(f"cell {cell.name!r}, configuration {_label(overrides) or '(base)'}: {err}") from None
+            raise ConfigError(f"cell {cell.name!r}, configuration {overrides_label(overrides) or '(base)'}: {err}") from None
 
     def _run(self, cfg: RunConfig, trained: list[str]) -> dict:
-        from .train import train_run  # imports torch: only when something is trained or read back
-
-        if not self.store.is_finished(cfg.key()):
+        if self.store.is_finished(cfg.key()):
+            self.store.join_experiment(cfg.experiment or "", [cfg.key()])  # reused from another experiment
+        else:
             trained.append(cfg.key())
         return train_run(cfg, self.store, progress=self.progress)
 
@@ -245,20 +245,11 @@ class Protocol:
         return CellOutcome(cell.name, decision, trained)
 
 
-def bin_values(store: ResultsStore, keys: list[str], metric: str) -> dict[Bin, list[float]]:
-    """`metric` per whole length bin over the given runs (runs without results contribute nothing)."""
-    values: dict[Bin, list[float]] = {}
-    for m in store.metrics(keys=keys):
-        if m["metric"] == metric and m["grp"] == "":
-            values.setdefault((m["lo"], m["hi"]), []).append(m["value"])
-    return dict(sorted(values.items()))
-
-
 def summarize(store: ResultsStore, keys: list[str], metric: str) -> dict[str, dict]:
     """Mean, sample standard deviation (None for one run) and run count per bin."""
     return {_bin_label(b): {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else None,
                             "n": len(v)}
-            for b, v in bin_values(store, keys, metric).items()}
+            for b, v in store.bin_values(keys, metric).items()}
 
 
 def parse_protocol(spec: dict, source: str) -> tuple[ProtocolConfig, list[RunConfig]]:
@@ -284,30 +275,3 @@ def run_protocol(config: ProtocolConfig, cells: list[RunConfig], store: ResultsS
         for overrides in search_points(config.search) + ([config.fallback] if config.fallback else []):
             protocol.derive(cell, overrides, 0)
     return [protocol.run_cell(cell) for cell in cells]
-
-
-def run_protocol_file(path: str | Path, root: str | Path, only: str | None = None, report: bool = True,
-                      progress=None) -> list[CellOutcome]:
-    """`lengthgen run` for an experiment file with a `protocol` section."""
-    config, cells = parse_protocol(read_yaml(path), str(path))
-    experiment = cells[0].experiment
-    if only:
-        cells = [c for c in cells if only in (c.name or "")]
-        if not cells:
-            raise ConfigError(f"--only {only!r} matches no cell of {path}")
-    store = ResultsStore(root)
-    print(f"experiment {experiment}: protocol over {len(cells)} cells, up to "
-          f"{len(search_points(config.search))} search configurations and {config.seeds.max_attempts} seeds each")
-    outcomes = run_protocol(config, cells, store, progress=progress)
-    trained = sum(len(o.trained) for o in outcomes)
-    print(f"trained {trained} runs in this pass")
-    for o in outcomes:
-        d = o.decision
-        s = d["seeds"]
-        print(f"  {o.cell}: {d['chosen']['rule']} ({_label(d['chosen']['overrides'])}); "
-              f"{len(s['successful'])}/{len(s['attempted'])} seeds perfect in distribution")
-    if report:
-        from .report import report as write_report
-
-        write_report(store, experiment=experiment, metric=config.metric, out_dir=Path(root) / "plots")
-    return outcomes

@@ -13,7 +13,7 @@
 
 Every point becomes a RunConfig whose key identifies it in the results store, so rerunning an
 experiment skips what is already finished. With a `protocol` section, each point is instead a cell
-of Huang et al.'s search-then-seeds protocol (protocol.py).
+of Huang et al.'s search-then-seeds protocol (protocol.py); runner.py decides which mode runs.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, load_run_config, merged, read_yaml
+from ..config import ConfigError, RunConfig, load_run_config, merged, read_yaml
 
 EXPERIMENT_FIELDS = {"experiment", "description", "base", "runs", "grid", "protocol", "ensemble"}
 
 
-def _label(value) -> str:
+def value_label(value) -> str:
+    """A grid value as it appears in a point's name (lists joined by dashes)."""
     if isinstance(value, (list, tuple)):
         return "-".join(str(v) for v in value)
     return str(value)
@@ -51,11 +52,11 @@ def expand(spec: dict, source: str = "experiment") -> list[RunConfig]:
     configs, seen = [], set()
     for run in runs:
         run = dict(run)
-        run_name = run.pop("name", None) or " ".join(_label(v) for v in run.values())
+        run_name = run.pop("name", None) or " ".join(value_label(v) for v in run.values())
         for values in itertools.product(*grid.values()):
             point = dict(zip(grid, values))
             parts = [run_name] if run_name else []
-            parts += [f"{k.split('.')[-1]}={_label(v)}" for k, v in point.items() if len(grid[k]) > 1]
+            parts += [f"{k.split('.')[-1]}={value_label(v)}" for k, v in point.items() if len(grid[k]) > 1]
             data = merged(merged(spec["base"], run), point)
             data["experiment"] = name
             data["name"] = " ".join(parts) or name

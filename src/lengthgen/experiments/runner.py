@@ -1,0 +1,96 @@
+"""`lengthgen run`: what an experiment file asks for, and running it.
+
+An experiment runs in one of three modes: a protocol (a `protocol:` section: Huang et al.'s
+search-then-seeds, each next run decided by the last ones), ensembles (`ensemble: N` or
+`--ensemble N`: compatible points train N at a time as one batched model) or a sweep (every point
+through an executor). `plan` reads the file and checks the settings; `execute` runs the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ConfigError, RunConfig, read_yaml
+from ..store import ResultsStore
+from ..training import train_ensemble
+from ..training.ensemble import group_members
+from .grid import ensemble_size, expand
+from .protocol import CellOutcome, ProtocolConfig, parse_protocol, run_protocol, search_points
+from .sweep import SweepResult, check_settings, run_sweep
+
+
+@dataclass
+class Plan:
+    experiment: str
+    mode: str  # "protocol" | "ensemble" | "sweep"
+    configs: list[RunConfig]  # the points (protocol: its cells)
+    executor: str = "sequential"
+    workers: int | None = None
+    threads: int | None = None
+    address: str | None = None
+    ensemble: int = 1  # runs trained together (mode "ensemble")
+    protocol: ProtocolConfig | None = None
+
+    def describe(self, store: ResultsStore) -> str:
+        if self.mode == "protocol":
+            return (f"experiment {self.experiment}: protocol over {len(self.configs)} cells, up to "
+                    f"{len(search_points(self.protocol.search))} search configurations and "
+                    f"{self.protocol.seeds.max_attempts} seeds each")
+        already = sum(store.is_finished(c.key()) for c in self.configs)
+        text = (f"experiment {self.experiment}: {len(self.configs)} runs, {already} already finished "
+                f"(executor {self.executor})")
+        return text + (f"; ensembles of up to {self.ensemble} runs" if self.mode == "ensemble" else "")
+
+
+@dataclass
+class Outcome:
+    sweep: SweepResult = field(default_factory=SweepResult)
+    cells: list[CellOutcome] = field(default_factory=list)  # protocol decisions
+
+
+def _only(configs: list[RunConfig], only: str | None, what: str) -> list[RunConfig]:
+    if not only:
+        return configs
+    chosen = [c for c in configs if only in (c.name or "")]
+    if not chosen:
+        raise ConfigError(f"--only {only!r} matches no {what}; {what}s: {', '.join(str(c.name) for c in configs)}")
+    return chosen
+
+
+def plan(path: str | Path, *, only: str | None = None, executor: str = "sequential", workers: int | None = None,
+         threads: int | None = None, address: str | None = None, ensemble: int | None = None) -> Plan:
+    """Read an experiment file and decide its mode; bad settings fail here, before any training."""
+    check_settings(executor, workers, threads, address)
+    spec = read_yaml(path)
+    if "protocol" in spec:
+        if executor != "sequential":
+            raise ConfigError(f"{path} is a protocol experiment: it runs with --executor sequential only "
+                              f"(got {executor!r})")
+        config, cells = parse_protocol(spec, str(path))
+        return Plan(cells[0].experiment, "protocol", _only(cells, only, "cell"), protocol=config)
+    configs = expand(spec, str(path))
+    experiment = configs[0].experiment
+    configs = _only(configs, only, "run")
+    size = ensemble if ensemble is not None else ensemble_size(spec, str(path))
+    if size is not None and size != 1:  # an ensemble of one is an ordinary run
+        if executor != "sequential":
+            raise ConfigError(f"ensembles train in this process: use --executor sequential with an ensemble size "
+                              f"(got --executor {executor!r})")
+        return Plan(experiment, "ensemble", configs, ensemble=size)
+    return Plan(experiment, "sweep", configs, executor, workers, threads, address)
+
+
+def execute(plan: Plan, store: ResultsStore, progress=None) -> Outcome:
+    if plan.mode != "protocol":  # finished runs are skipped below, yet belong to this experiment too
+        store.join_experiment(plan.experiment, [c.key() for c in plan.configs])
+    if plan.mode == "protocol":
+        return Outcome(cells=run_protocol(plan.protocol, plan.configs, store, progress=progress))
+    if plan.mode == "ensemble":
+        outcome = Outcome()
+        for group in group_members(plan.configs, plan.ensemble):
+            runs = train_ensemble(group, store, progress=progress)
+            outcome.sweep.done += [r["key"] for r in runs]
+        return outcome
+    return Outcome(sweep=run_sweep(plan.configs, store, plan.executor, workers=plan.workers, threads=plan.threads,
+                                   address=plan.address, progress=progress))

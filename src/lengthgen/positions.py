@@ -1,0 +1,81 @@
+"""Every position-ID rule, in one place (DESIGN §2: position IDs are data).
+
+A task gives each example its IDs (`Example.position_ids`, None for the sequential 0..T-1); the
+model consumes whatever IDs it is given. What happens to them between the two is decided here:
+
+- sequential IDs and the IDs of an example (`example_ids`);
+- random training offsets: which runs use them (`uses_offsets`), how far an example may be shifted
+  (`max_offset`; a task family may fix its own range, DESIGN §4.2) and the draw (`draw_offsets`);
+- the size of a learned position table that serves every evaluation length and every shifted
+  training example (`table_size`);
+- random subsets of IDs (Ruoss et al.'s randomized positions, `subset_positions`), applied to
+  training and evaluation examples (`with_positions`) when the positional scheme asks for them;
+- padding IDs (`pad_ids`: padding repeats the last real ID, so it stays inside the table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+
+from .tasks import Example, Task
+
+OFFSET_MODES = ("auto", "random", "none")
+
+# (rng, ids) -> ids: a data transform that redraws an example's IDs (randomized positions).
+PositionSampler = Callable[[np.random.Generator, np.ndarray], np.ndarray]
+
+
+def example_ids(example: Example) -> np.ndarray:
+    """The example's own IDs, or the sequential 0..T-1."""
+    return np.arange(len(example.inputs)) if example.position_ids is None else example.position_ids
+
+
+def pad_ids(ids: np.ndarray, length: int) -> np.ndarray:
+    """`ids` right-padded to `length` by repeating the last ID (padding must stay in the table)."""
+    return np.concatenate([ids, np.full(length - len(ids), ids[-1], dtype=ids.dtype)])
+
+
+def uses_offsets(mode: str, has_table: bool, predicts_positions: bool) -> bool:
+    """Whether training shifts every example by a random offset. "auto": for schemes with a finite
+    position table (every entry must be trained) and for PPC, whose head classifies absolute IDs."""
+    return mode == "random" or (mode == "auto" and (has_table or predicts_positions))
+
+
+def max_offset(task: Task, length: int, longest: int) -> int:
+    """Largest random offset for an example of `length` when the model serves lengths up to
+    `longest`: the task family's own range (DESIGN §4.2) where it fixes one, else far enough for
+    the example's last ID to reach the last ID of the longest sequence."""
+    own = task.max_offset(length, longest)
+    return max(0, task.seq_len(longest) - task.seq_len(length)) if own is None else own
+
+
+def draw_offsets(rng: np.random.Generator, task: Task, lengths: list[int], longest: int) -> list[int]:
+    """One offset per example, uniform over [0, max_offset]."""
+    return [int(rng.integers(0, max_offset(task, n, longest) + 1)) for n in lengths]
+
+
+def table_size(task: Task, train_lengths: tuple[int, int], longest: int, offsets: bool) -> int:
+    """Rows of a position table that serves the longest length and every (shifted) training example."""
+    need = task.seq_len(longest)
+    if offsets:
+        lo, hi = train_lengths
+        need = max([need] + [task.seq_len(n) + max_offset(task, n, longest) for n in task.valid_lengths(lo, hi)])
+    return need
+
+
+def subset_positions(span: int, rng: np.random.Generator, ids: np.ndarray) -> np.ndarray:
+    """`ids` mapped through a sorted random subset of [0, span): order and equal IDs are kept."""
+    size = int(ids.max()) + 1
+    if size > span:
+        raise ValueError(f"randomized: position ID {size - 1} does not fit in span {span}; raise "
+                         "model.positional_params.span")
+    subset = np.sort(rng.choice(span, size=size, replace=False))
+    return subset[ids]
+
+
+def with_positions(examples: list[Example], sampler: PositionSampler, rng: np.random.Generator) -> list[Example]:
+    """Each example with its IDs (its own, else 0..T-1) redrawn by `sampler(rng, ids)`."""
+    return [replace(e, position_ids=sampler(rng, example_ids(e))) for e in examples]

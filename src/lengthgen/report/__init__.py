@@ -1,0 +1,71 @@
+"""Tables and plots of per-length-bin results read from the results store, one module per view:
+`tables` (every run, pooled over seeds), `sparsity` (per k, Golowich et al.), `predictions`
+(C-RASP predicted vs observed, Huang et al.); `plots` draws the figures.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rich.console import Console
+
+from ..store import ResultsStore
+from .plots import plot_bins
+from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
+from .sparsity import plot_accuracy_vs_length, sparsity_table
+from .tables import Pooled, diverged_table, markdown_table, print_table, results_table
+
+__all__ = ["report", "Pooled", "markdown_table", "print_table", "results_table", "sparsity_table",
+           "prediction_rows", "prediction_table"]
+
+
+def report(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_greedy",
+           out_dir: str | Path | None = None, markdown: bool = False, console: Console | None = None) -> list[Path]:
+    """Print the tables (rich, or Markdown when `markdown`) and write the plots into out_dir.
+
+    Runs with per-k groups get the sparsity table and plot; the other runs get the per-bin plot.
+    With `markdown` and an out_dir, the Markdown (plots embedded) is also written to
+    `<experiment>_<metric>.md` there. Returns the paths written.
+    """
+    console = console or Console()
+    results, sparsity = results_table(store, experiment, metric), sparsity_table(store, experiment, metric)
+    diverged = diverged_table(store, experiment)
+    if not results[1] and not sparsity[1]:
+        available = sorted({m["metric"] for m in store.metrics(experiment=experiment)})
+        console.print(f"no finished runs with {metric!r} results" + (f" in experiment {experiment!r}"
+                      if experiment else "") + (f"; metrics stored: {', '.join(available)}" if available else ""))
+        if diverged[1]:
+            print_table(*diverged, "runs that diverged (no metrics)", console)
+        return []
+    tables = [(f"{metric} per length bin", results)]
+    if diverged[1]:
+        tables.append(("runs that diverged (no metrics)", diverged))
+    if sparsity[1]:
+        tables.append((f"{metric} per k and length bin", sparsity))
+    predictions = prediction_rows(store, experiment, metric)
+    if predictions:
+        tables.append((prediction_caption(predictions, metric), prediction_table(predictions)))
+
+    paths = []
+    stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_{metric}")
+    if out_dir is not None:
+        sparse_runs = {row[0] for row in sparsity[1]}
+        run_column = results[0].index("run")
+        if sparse_runs:
+            paths.append(plot_accuracy_vs_length(store, experiment, metric, Path(out_dir) / f"{stem}_by_k.png"))
+        if any(row[run_column] not in sparse_runs for row in results[1]):
+            paths.append(plot_bins(store, experiment, metric, Path(out_dir) / f"{stem}_bins.png"))
+        if predictions:
+            paths.append(plot_predictions(predictions, metric, Path(out_dir) / f"{stem}_predictions.png"))
+    if markdown:
+        text = "\n\n".join([f"### {title}\n\n{markdown_table(*table)}" for title, table in tables]
+                           + [f"![{p.stem}]({p.name})" for p in paths]) + "\n"
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+        if out_dir is not None:
+            paths.append(Path(out_dir) / f"{stem}.md")
+            paths[-1].write_text(text)
+    else:
+        for title, (columns, rows) in tables:
+            print_table(columns, rows, title, console)
+    return paths

@@ -1,0 +1,149 @@
+"""Predicted vs observed length generalization (Huang et al. 2025, DESIGN §4.2): per task and
+scheme, the bins, the C-RASP prediction, the observed outcome and whether they agree, plus a figure
+with one panel per task. For a protocol experiment its rows are the protocol's decisions, averaged
+over the chosen configuration's successful seeds."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+
+from ..store import ResultsStore
+from .plots import panels, plot_series, save_figure, shade_training_range
+from .tables import Bin, Pooled, Series, bin_label, collect
+
+GENERALIZES_AT = 0.9  # observed to generalize: mean metric on the longest bin >= this
+
+
+def scheme_label(positional: str, positional_reg: float) -> str:
+    return f"{positional}+reg {positional_reg:g}" if positional_reg else positional
+
+
+def predicted_to_generalize(task: str, positional: str) -> bool | None:
+    """The C-RASP prediction (crasp.library.predict) for APE (with or without the positional
+    regulariser) and NoPE; None for other schemes and for tasks the library does not cover."""
+    from ..crasp.library import predict
+
+    if positional not in ("ape", "nope"):
+        return None
+    try:
+        prediction = predict(task)
+    except ValueError:
+        return None
+    return prediction.ape if positional == "ape" else prediction.nope
+
+
+@dataclass
+class PredictionRow:
+    task: str
+    scheme: str
+    positional: str
+    chosen: str  # the protocol's chosen configuration and rule, or the run label
+    seeds: str  # "successful/attempted" under the protocol, else the seed count
+    run: dict  # a representative run (its config: training lengths)
+    cells: dict[Bin, Pooled]
+    predicted: bool | None
+
+    @property
+    def longest_bin(self) -> Bin | None:
+        return max(self.cells, key=lambda b: (b[1], b[0])) if self.cells else None
+
+    @property
+    def learned(self) -> bool:
+        """Learned in distribution: mean on the first (training-length) bin >= GENERALIZES_AT. A
+        model that never fit its training lengths says nothing about length generalization."""
+        first = min(self.cells, key=lambda b: (b[0], b[1]), default=None)
+        return first is not None and self.cells[first].mean >= GENERALIZES_AT
+
+    @property
+    def observed(self) -> bool | None:
+        b = self.longest_bin
+        return None if b is None or not self.learned else self.cells[b].mean >= GENERALIZES_AT
+
+    @property
+    def agrees(self) -> bool | None:
+        if self.predicted is None or self.observed is None:
+            return None
+        return self.predicted == self.observed
+
+
+def _protocol_rows(store: ResultsStore, experiment: str | None, metric: str) -> list[PredictionRow]:
+    rows = []
+    for entry in store.decisions(experiment):
+        d = entry["decision"]
+        seeds = d["seeds"]
+        keys = seeds["successful"] or seeds["attempted"]
+        overrides = " ".join(f"{k.split('.')[-1]}={v}" for k, v in d["chosen"]["overrides"].items())
+        shown = f"{len(seeds['successful'])}/{len(seeds['attempted'])}" + ("" if seeds["successful"] else " (all shown)")
+        cells = {b: Pooled.of(v) for b, v in store.bin_values(keys, metric).items()}
+        rows.append(PredictionRow(d["task"], scheme_label(d["positional"], d["positional_reg"]), d["positional"],
+                                  f"{overrides} ({d['chosen']['rule']})", shown, store.get_run(keys[0]), cells,
+                                  predicted_to_generalize(d["task"], d["positional"])))
+    return rows
+
+
+def prediction_rows(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_tf"
+                    ) -> list[PredictionRow]:
+    """One row per (task, scheme): from the protocol's decisions when the experiment has them
+    (mean over its successful seeds), else one per configuration pooled over seeds. Only tasks and
+    schemes with a prediction are listed."""
+    rows = _protocol_rows(store, experiment, metric)
+    if not rows:
+        for s in collect(store, experiment, metric, by_k=False):
+            reg = s.run["config"].get("train", {}).get("positional_reg", 0.0)
+            n = max(c.n for c in s.cells.values())
+            rows.append(PredictionRow(s.run["task"], scheme_label(s.run["positional"], reg), s.run["positional"],
+                                      s.label, str(n), s.run, s.cells,
+                                      predicted_to_generalize(s.run["task"], s.run["positional"])))
+    rows = [r for r in rows if r.predicted is not None]
+    return sorted(rows, key=lambda r: (r.task, r.scheme, r.chosen))
+
+
+def _verdict(value: bool | None) -> str | None:
+    return None if value is None else ("generalizes" if value else "fails")
+
+
+def prediction_table(rows: list[PredictionRow]) -> tuple[list[str], list[list]]:
+    """Columns: task, scheme, chosen, seeds, one per length bin, predicted, observed, agrees."""
+    bins = sorted({b for r in rows for b in r.cells})
+    columns = ["task", "scheme", "chosen", "seeds", *map(bin_label, bins), "predicted", "observed", "agrees"]
+    return columns, [[r.task, r.scheme, r.chosen, r.seeds, *(r.cells.get(b) for b in bins), _verdict(r.predicted),
+                      _verdict(r.observed) if r.learned else "not learned",
+                      None if r.agrees is None else ("yes" if r.agrees else "NO")]
+                     for r in rows]
+
+
+def prediction_caption(rows: list[PredictionRow], metric: str) -> str:
+    longest = {r.longest_bin for r in rows if r.longest_bin}
+    where = bin_label(next(iter(longest))) if len(longest) == 1 else "its longest bin"
+    agree = [r.agrees for r in rows if r.agrees is not None]
+    return (f"{metric}: predicted (C-RASP; APE+reg uses the APE prediction) vs observed length generalization "
+            f"(observed generalizes iff the mean on {where} is >= {GENERALIZES_AT:.0%}; rows whose first, "
+            f"in-distribution bin is below {GENERALIZES_AT:.0%} are 'not learned' and not judged); "
+            f"{sum(agree)}/{len(agree)} judged rows agree")
+
+
+def plot_predictions(rows: list[PredictionRow], metric: str, path: str | Path) -> Path:
+    """One panel per task: metric per bin, one line per scheme; the title gives the predictions
+    (green: APE predicted to generalize, red: predicted to fail)."""
+    by_task = defaultdict(list)
+    for r in rows:
+        by_task[r.task].append(r)
+    fig, axes = panels(len(by_task))
+    for ax, (task, task_rows) in zip(axes, sorted(by_task.items())):
+        shade_training_range(ax, task_rows[0].run)
+        series = [Series(r.run, r.scheme, None, r.cells) for r in task_rows]
+        plot_series(ax, series, colormaps["tab10"](np.arange(len(series)) % 10), [r.scheme for r in task_rows])
+        ax.axhline(GENERALIZES_AT, color="0.4", ls=":", lw=1)
+        ape, nope = predicted_to_generalize(task, "ape"), predicted_to_generalize(task, "nope")
+        ax.set_title(f"{task}\npredicted: APE {_verdict(ape)}, NoPE {_verdict(nope)}", fontsize=9,
+                     color="tab:green" if ape else "tab:red")
+        ax.set(xlabel="length bin", ylabel=metric)
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+

@@ -1,0 +1,140 @@
+"""The report's shared pieces: results pooled over seeds per configuration and length bin, and
+tables printed with rich or as Markdown.
+
+Seeds of one configuration are pooled: two runs are seeds of each other when their stored configs
+agree on everything but `seed` (and the labels `name`, `experiment`, `device`). A `Pooled` value is
+the mean over seeds, with the sample standard deviation and the seed count when there is more than
+one. Only runs that reached an outcome (finished or diverged) are reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ..groups import group_values
+from ..store import DONE_STATUSES, ResultsStore
+
+Bin = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Pooled:
+    mean: float
+    std: float  # sample std over seeds (ddof=1); NaN for a single seed
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float]) -> Pooled:
+        return cls(float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+                   len(values))
+
+    def __str__(self):
+        return f"{self.mean:.3f}" if self.n == 1 else f"{self.mean:.3f} ± {self.std:.3f} (n={self.n})"
+
+
+@dataclass
+class Series:
+    """One configuration's metric per length bin, pooled over its seeds (for one k, in the sparsity view)."""
+
+    run: dict  # the configuration's lowest-seed run, for its config and denormalised columns
+    label: str  # the run name (or a config hash when unnamed), unique among the series
+    k: int | None
+    cells: dict[Bin, Pooled]
+
+
+def _config_id(run: dict) -> str:
+    cfg = {k: v for k, v in run["config"].items() if k not in ("seed", "name", "experiment", "device", "data_workers")}
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _k_of(grp: str) -> int | None:
+    """The sparse tasks' k of a breakdown group (None for the pooled row and other variables)."""
+    return group_values(grp).get("k")
+
+
+def collect(store: ResultsStore, experiment: str | None, metric: str, *, by_k: bool) -> list[Series]:
+    """Series of `metric` for the whole bin (by_k=False) or for each `k=` group (by_k=True)."""
+    runs = {r["key"]: r for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES}
+    config_id = {key: _config_id(r) for key, r in runs.items()}
+    values: dict[tuple[str, int | None], dict[Bin, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for m in store.metrics(experiment=experiment):
+        k = _k_of(m["grp"])
+        if m["run_key"] in runs and m["metric"] == metric and (k is not None if by_k else m["grp"] == ""):
+            values[config_id[m["run_key"]], k][m["lo"], m["hi"]].append(m["value"])
+
+    first_run = {}
+    for key, run in sorted(runs.items(), key=lambda kv: kv[1]["seed"] or 0):
+        first_run.setdefault(config_id[key], run)
+    named = {cid: run["name"] or cid for cid, run in first_run.items()}
+    label_count = Counter(named.values())
+    # Differently configured runs that share a name stay apart, told apart by their config hash.
+    labels = {cid: label if label_count[label] == 1 else f"{label} #{cid}" for cid, label in named.items()}
+    series = [Series(first_run[cid], labels[cid], k, {b: Pooled.of(v) for b, v in sorted(per_bin.items())})
+              for (cid, k), per_bin in values.items()]
+    return sorted(series, key=lambda s: (s.label, s.k or 0))
+
+
+def bin_label(b: Bin) -> str:
+    return f"[{b[0]},{b[1]}]"
+
+
+def _field(run: dict, name: str):
+    """A run column (task, positional, seed, ...) or a dotted config path (model.n_layers)."""
+    if name in run:
+        return run[name]
+    value = run["config"]
+    for part in name.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def bin_columns(series: list[Series], head: list[str]) -> tuple[list[str], list[Bin]]:
+    bins = sorted({b for s in series for b in s.cells})
+    return [*head, *map(bin_label, bins)], bins
+
+
+def results_table(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_greedy",
+                  group_by: tuple[str, ...] = ("task", "positional")) -> tuple[list[str], list[list]]:
+    """Columns: the group_by fields, `run`, one per length bin. Bin cells are `Pooled` values or None."""
+    series = collect(store, experiment, metric, by_k=False)
+    columns, bins = bin_columns(series, [*group_by, "run"])
+    rows = [[*(str(_field(s.run, g)) for g in group_by), s.label, *(s.cells.get(b) for b in bins)]
+            for s in series]
+    return columns, sorted(rows, key=lambda r: r[:len(group_by) + 1])
+
+
+def diverged_table(store: ResultsStore, experiment: str | None = None) -> tuple[list[str], list[list]]:
+    """Runs that diverged: they have no metrics, so no other table shows them."""
+    runs = store.runs(experiment=experiment, status="diverged")
+    return (["run", "task", "positional", "seed", "diverged at step"],
+            [[r["name"] or r["key"], r["task"], r["positional"], r["seed"], r["steps_done"]] for r in runs])
+
+
+def _text(value) -> str:
+    return "–" if value is None else str(value)
+
+
+def print_table(columns: list[str], rows: list[list], title: str | None = None, console: Console | None = None):
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, justify="right" if c.startswith("[") else "left")
+    for row in rows:
+        table.add_row(*map(_text, row))
+    (console or Console()).print(table)
+
+
+def markdown_table(columns: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(columns) + " |",
+             "| " + " | ".join("---:" if c.startswith("[") else "---" for c in columns) + " |"]
+    lines += ["| " + " | ".join(_text(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
