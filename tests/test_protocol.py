@@ -95,7 +95,7 @@ def test_fallback_cell_caps_attempts(tmp_path):
     # the fallback is chosen, and the seeds stop at the attempt cap with no success.
     runs = [{"name": "majority ape", "task.name": "majority"}]
     spec = tiny_spec("fb", {"search": {"train.lr": [1e-3, 1e-4]},
-                            "fallback": {"model.d_model": 16, "train.steps": 3},
+                            "fallback": {"model.d_model": 16, "train.steps": 3}, "fallback_seeds": "successful",
                             "seeds": {"target": 2, "max_attempts": 3}}, runs)
     config, cells = parse_protocol(spec, "fb.yaml")
     store = ResultsStore(tmp_path)

@@ -106,6 +106,10 @@ class TrainConfig(Strict):
     eval_every: int = Field(250, ge=1)
     eval_examples: int = Field(256, ge=1)  # in-distribution check examples
     early_stop_acc: float | None = Field(1.0, ge=0, le=1)
+    # What the early-stop check measures: "held_out", a set of eval_examples from the training
+    # lengths (ours); "eval_bins", the reported set of the first evaluation bin (examples_per_bin
+    # examples), as Huang et al.'s code does. Either way the LR schedule keeps its horizon (steps).
+    early_stop_on: Literal["held_out", "eval_bins"] = "held_out"
     checkpoint_every: int = Field(500, ge=1)
     positional_reg: float = Field(0.0, ge=0)  # coefficient of the positional-attention penalty
     position_loss_weight: float = Field(1.0, ge=0)  # weight of the PPC position-ID loss
@@ -118,7 +122,7 @@ class EvalConfig(Strict):
 
 
 KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "position_loss_weight", 1.0),
-                        ("train", "length_buckets", 1)]
+                        ("train", "length_buckets", 1), ("train", "early_stop_on", "held_out")]
 
 
 class RunConfig(Strict):

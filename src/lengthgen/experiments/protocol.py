@@ -77,6 +77,12 @@ class ProtocolConfig(Strict):
     success: float = Field(1.0, gt=0, le=1)  # "100%": a run is perfect on a bin when metric >= success
     in_distribution_bin: Bin | None = None  # None = the cell's first evaluation bin
     selection_bin: Bin | None = None  # None = the cell's second evaluation bin
+    # Which seeds of the fallback count: "first", its first seeds.target whatever their
+    # in-distribution accuracy (Huang et al.'s run_multiple_seeds.py, threshold 0 for the large
+    # model); "successful", only those perfect in distribution, as for a search configuration.
+    fallback_seeds: Literal["first", "successful"] = "first"
+    # Per cell (by name), overrides added to the fallback (e.g. parity/nope: train.lr 3.0e-5).
+    fallback_by_cell: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("search")
     @classmethod
@@ -181,6 +187,9 @@ class Protocol:
                                   f"{[list(x) for x in bins]}")
         return chosen
 
+    def fallback(self, cell: RunConfig) -> dict[str, Any]:
+        return {**self.config.fallback, **self.config.fallback_by_cell.get(cell.name, {})}
+
     def derive(self, cell: RunConfig, overrides: dict[str, Any], seed: int) -> RunConfig:
         data = merged(cell.model_dump(mode="json"), overrides)
         data["seed"] = seed
@@ -218,15 +227,19 @@ class Protocol:
             if stops_search(trials[-1], pc.success):
                 break
         choice = choose(trials, pc.success, pc.fallback is not None)
-        chosen = pc.fallback if choice.index is None else trials[choice.index].overrides
+        chosen = self.fallback(cell) if choice.index is None else trials[choice.index].overrides
+
+        def counts(t: Trial) -> bool:
+            return (choice.index is None and pc.fallback_seeds == "first") or perfect(t.in_distribution, pc.success)
 
         attempts: list[Trial] = []
         for seed in range(pc.seeds.max_attempts):
             attempts.append(self._trial(self.derive(cell, chosen, seed), chosen, bins, trained))
-            if sum(perfect(t.in_distribution, pc.success) for t in attempts) == pc.seeds.target:
+            if sum(map(counts, attempts)) == pc.seeds.target:
                 break
         successful = [t.key for t in attempts if perfect(t.in_distribution, pc.success)]
-        summary_keys = successful or [t.key for t in attempts]
+        counted = [t.key for t in attempts if counts(t)]
+        summary_keys = counted or [t.key for t in attempts]
         decision = {
             "cell": cell.name, "task": cell.task.name, "positional": cell.model.positional,
             "positional_reg": cell.train.positional_reg, "metric": pc.metric, "success": pc.success,
@@ -236,9 +249,10 @@ class Protocol:
             "search_size": len(search_points(pc.search)),
             "chosen": {"overrides": chosen, "rule": choice.rule, "explanation": choice.explanation},
             "seeds": {"target": pc.seeds.target, "max_attempts": pc.seeds.max_attempts,
-                      "attempted": [t.key for t in attempts], "successful": successful,
-                      "reached_target": len(successful) >= pc.seeds.target},
-            "summary_over": "successful" if successful else "all attempts (none successful)",
+                      "attempted": [t.key for t in attempts], "successful": successful, "counted": counted,
+                      "reached_target": len(counted) >= pc.seeds.target},
+            "summary_over": ("first seeds of the fallback" if counted and counted != successful else
+                             "successful" if counted else "all attempts (none successful)"),
             "summary": summarize(self.store, summary_keys, pc.metric),
         }
         self.store.put_decision(cell.experiment or "", cell.name, decision)
@@ -264,6 +278,10 @@ def parse_protocol(spec: dict, source: str) -> tuple[ProtocolConfig, list[RunCon
         raise ConfigError(f"{source}: a protocol experiment chooses seeds itself; remove 'seed' from "
                           f"grid/runs ({seeded})")
     cells = expand({k: v for k, v in spec.items() if k != "protocol"}, source)
+    unknown = sorted(set(config.fallback_by_cell) - {c.name for c in cells})
+    if unknown:
+        raise ConfigError(f"{source}: protocol.fallback_by_cell names no cell: {unknown}; cells: "
+                          f"{', '.join(str(c.name) for c in cells)}")
     return config, cells
 
 
@@ -272,6 +290,6 @@ def run_protocol(config: ProtocolConfig, cells: list[RunConfig], store: ResultsS
     protocol = Protocol(config, store, progress=progress)
     for cell in cells:  # fail fast, before any training, on bad bins and invalid configurations
         protocol.bins(cell)
-        for overrides in search_points(config.search) + ([config.fallback] if config.fallback else []):
+        for overrides in search_points(config.search) + ([protocol.fallback(cell)] if config.fallback else []):
             protocol.derive(cell, overrides, 0)
     return [protocol.run_cell(cell) for cell in cells]

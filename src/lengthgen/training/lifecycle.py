@@ -72,8 +72,12 @@ def stops_early(model, task: Task, cfg: RunConfig, device, state: RunState) -> b
     step, t = state.step, cfg.train
     if not id_check_due(step, cfg):
         return False
-    acc = in_distribution_accuracy(model, task, cfg.task.train_lengths, t.eval_examples, cfg.eval.batch_size,
-                                   device, t.bf16)
+    if t.early_stop_on == "eval_bins":  # the reported in-distribution set (Huang et al.)
+        acc = in_distribution_accuracy(model, task, cfg.task.eval_bins[0], cfg.eval.examples_per_bin,
+                                       cfg.eval.batch_size, device, t.bf16, tag=0)
+    else:
+        acc = in_distribution_accuracy(model, task, cfg.task.train_lengths, t.eval_examples, cfg.eval.batch_size,
+                                       device, t.bf16)
     state.curves.append({"step": step, "name": "id_exact_match", "value": acc})
     if t.early_stop_acc is not None and acc >= t.early_stop_acc:
         state.stopped_early_at = step
