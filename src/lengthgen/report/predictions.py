@@ -79,7 +79,7 @@ def _protocol_rows(store: ResultsStore, experiment: str | None, metric: str) -> 
         keys = seeds.get("counted", seeds["successful"]) or seeds["attempted"]
         overrides = " ".join(f"{k.split('.')[-1]}={v}" for k, v in d["chosen"]["overrides"].items())
         shown = f"{len(seeds['successful'])}/{len(seeds['attempted'])}" + ("" if seeds["successful"] else " (all shown)")
-        if d["summary_over"].startswith("first seeds"):
+        if keys != (seeds["successful"] or seeds["attempted"]):  # the fallback's first seeds count
             shown = f"first {len(keys)} of the fallback ({len(seeds['successful'])} perfect)"
         cells = {b: Pooled.of(v) for b, v in store.bin_values(keys, metric).items()}
         rows.append(PredictionRow(d["task"], scheme_label(d["positional"], d["positional_reg"]), d["positional"],
