@@ -7,9 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
-from .config import ConfigError, load_run_config, merged, read_yaml
+from .config import ConfigError, load_run_config, merged, parse_yaml, read_yaml
 
 DEFAULT_ROOT = "lengthgen-runs"
 PRESET_DIRS = [Path.cwd() / "presets", Path(__file__).resolve().parents[2] / "presets"]
@@ -27,7 +25,7 @@ def _parse_set(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE (dotted key, YAML value), got {item!r}")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = parse_yaml(v, f"--set {k.strip()}")
     return out
 
 
