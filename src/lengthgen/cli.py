@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -298,10 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()  # output still buffered meets a closed pipe here, inside the handler
+        return code
     except (ConfigError, ValueError) as err:
         print(f"lengthgen: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader stopped (`lengthgen tasks | head`): end quietly, as unix tools do. Point stdout
+        # at /dev/null so that the interpreter's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":
