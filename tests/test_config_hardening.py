@@ -179,3 +179,36 @@ def test_positional_params_checked_with_the_config():
 def test_task_params_of_the_wrong_type_name_the_field():
     err = config_error({"task": {**TASK, "params": {"k": {"a": 1}}}})
     assert "task" in err and "k" in err
+
+
+# --- found by the fuzz test (tests/test_fuzz_config.py) ------------------------------------------
+
+def test_task_params_that_trip_the_task_name_the_params():
+    err = config_error({"task": {**TASK, "params": {"placement": None}}})  # was AttributeError
+    assert "task: params" in err and "placement" in err
+    assert "task: params" in config_error({"task": {**TASK, "params": {"bogus": 1}}})
+    assert "task: name: unknown task" in config_error({"task": {"name": ""}})
+
+
+@pytest.mark.parametrize("text,message", [("\x1f", "not valid YAML"), ("!!int ''\n", "'' is not a valid !!int"),
+                                          ("a: !!int\n", "is not a valid !!int"),
+                                          ("d: 2024-13-45\n", "'2024-13-45' is not a valid !!timestamp"),
+                                          ("a: !!bool maybe\n", "'maybe' is not a valid !!bool")])
+def test_values_pyyaml_cannot_build_are_config_errors(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_yaml(text, "f.yaml")
+
+
+def test_experiment_base_and_keys_must_be_mappings_and_names():
+    from lengthgen.experiment import expand
+
+    with pytest.raises(ConfigError, match="base config must be a mapping"):
+        expand({"base": None}, "e.yaml")  # was TypeError
+    with pytest.raises(ConfigError, match="config keys are field names"):
+        expand({"base": {"task": TASK}, "runs": [{5: 1}]}, "e.yaml")  # was AttributeError
+
+
+@pytest.mark.parametrize("field,value", [("d_model", 10 ** 12), ("n_layers", 10 ** 6), ("d_mlp", 10 ** 9),
+                                         ("max_positions", 10 ** 12)])
+def test_absurd_sizes_refused_before_any_allocation(field, value):
+    assert f"model.{field}" in config_error({"task": TASK, "model": {field: value}})

@@ -73,9 +73,17 @@ class TaskConfig(Strict):
 
     @model_validator(mode="after")
     def _task_exists(self):
-        from .tasks import make_task
+        from .tasks import available_tasks, make_task
 
-        task = make_task(self.name, **self.params)  # raises with the allowed names/params
+        try:
+            task = make_task(self.name, **self.params)  # raises with the allowed names/params
+        except ValueError as err:
+            raise ValueError(f"{'params' if self.name in available_tasks() else 'name'}: {err}") from None
+        except (TypeError, AttributeError, KeyError, IndexError, OverflowError) as err:
+            # A task checks the values it expects; one of another type can still trip it up
+            # (None.startswith): the params are at fault, so say that instead of a traceback.
+            raise ValueError(f"params {self.params}: task {self.name!r} cannot be built from them "
+                             f"({type(err).__name__}: {err})") from None
         if self.train_lengths is None:
             self.train_lengths = tuple(task.default_train_lengths)
         if self.eval_bins is None:
@@ -99,12 +107,14 @@ class TaskConfig(Strict):
 class ModelConfig(Strict):
     positional: str = "ape"
     positional_params: dict[str, Any] = Field(default_factory=dict)
-    n_layers: Int = Field(2, ge=1)
+    # Upper bounds far above anything trained here turn a typo (d_model: 10000000000) into an
+    # error instead of an allocation that takes the machine down.
+    n_layers: Int = Field(2, ge=1, le=1024)
     n_heads: Int = Field(2, ge=1)
-    d_model: Int = Field(64, ge=1)
-    d_mlp: Int | None = Field(None, ge=1)  # None = 4 * d_model
+    d_model: Int = Field(64, ge=1, le=65536)
+    d_mlp: Int | None = Field(None, ge=1, le=1 << 20)  # None = 4 * d_model
     tie_weights: bool = True
-    max_positions: Int | None = Field(None, ge=1)  # None = enough for the longest evaluation bin
+    max_positions: Int | None = Field(None, ge=1, le=1 << 24)  # None = enough for the longest evaluation bin
     # PPC: a second head predicts the next token's position ID, and greedy decoding feeds the
     # predicted IDs back (ppc.py). Needs a task that provides position IDs.
     predict_positions: bool = False
@@ -240,6 +250,8 @@ def load_run_config(data: dict) -> RunConfig:
 
 def set_dotted(d: dict, dotted: str, value) -> None:
     """Set `a.b.c` in nested dicts, creating levels as needed."""
+    if not isinstance(dotted, str):
+        raise ConfigError(f"config keys are field names (dotted for nested fields), got {dotted!r}")
     *parents, leaf = dotted.split(".")
     for p in parents:
         d = d.setdefault(p, {})
@@ -291,6 +303,16 @@ class _PlainDataLoader(yaml.SafeLoader):
                               f"{MAX_YAML_NODES:,} values; refusing the document (an alias bomb?)")
         return node
 
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except ConfigError:
+            raise
+        except (ValueError, IndexError, KeyError):  # PyYAML's own on `!!int ""` or a date like 2024-13-45
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise ConfigError(f"{self.name}, line {node.start_mark.line + 1}: {node.value!r} is not a valid "
+                              f"{tag}") from None
+
 
 def _children(node):
     if isinstance(node, yaml.SequenceNode):
@@ -303,13 +325,14 @@ def _children(node):
 def parse_yaml(text: str, source: str):
     """`yaml.safe_load(text)` with tags, alias bombs and deep nesting refused; any problem is a
     ConfigError that names `source` and the line."""
-    loader = _PlainDataLoader(text, source)
     try:
-        return loader.get_single_data()
+        loader = _PlainDataLoader(text, source)  # already reads, and refuses control characters
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
         raise ConfigError(f"{source}: not valid YAML: {err}") from None
-    finally:
-        loader.dispose()
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -333,6 +356,11 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def merged(base: dict, overrides: dict) -> dict:
+    """`base` with each dotted key of `overrides` set (an experiment's base, runs and grid points)."""
+    if not isinstance(base, dict):
+        raise ConfigError(f"the base config must be a mapping of config fields, got {base!r}")
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"overrides must map dotted config fields to values, got {overrides!r}")
     out = copy.deepcopy(base)
     for k, v in overrides.items():
         set_dotted(out, k, copy.deepcopy(v))
