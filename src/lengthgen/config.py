@@ -143,7 +143,7 @@ class ModelConfig(Strict):
         try:
             make_scheme(self.positional, self.d_model, self.n_heads, 1, **self.positional_params)
         except ValueError as err:
-            raise ValueError(f"positional_params {self.positional_params} for scheme {self.positional!r}: "
+            raise ValueError(f"positional {self.positional!r} with positional_params {self.positional_params}: "
                              f"{err}") from None
         return self
 

@@ -12,6 +12,10 @@ evaluated at j), optionally restricted by a *local* relation φ(j,i) — `j = i 
 for a fixed c ≥ 0 — and by a *periodic* predicate `j ≡ r (mod m)`. `Q_{a,b}` is shorthand for
 `Q_a ∨ Q_b`. Names given with `define` only print as a definition; they do not change meaning.
 
+In Python, ∧ ∨ ¬ are `&` `|` `~` and counts compare with `<` `<=` `==` `!=` `>` `>=`. No node has a
+Python truth value, so `and`, `or`, `not` and chained comparisons (`0 < C < 5`) raise instead of
+silently standing for ⊤ or ⊥.
+
 Construction checks the types (a count is never a Boolean and vice versa), the relations
 (only `Local` objects are local relations) and, when a `Program` binds an alphabet, the tokens.
 The interpreter evaluates every node once per batch as a numpy array of shape [batch, T]:
@@ -163,8 +167,8 @@ def as_bool(x, where: str) -> Bool:
 def as_count(x, where: str) -> Count:
     if isinstance(x, Count):
         return x
-    if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
-        return CountConst(int(x))
+    if _integer(x) is not None:
+        return CountConst(_integer(x))
     hint = "; count the positions where it holds with count(P) (#[j ≤ i] P(j))" if isinstance(x, (Bool, bool)) else ""
     raise TypeError(f"{where} needs a count, got {_describe(x)}{hint}")
 
