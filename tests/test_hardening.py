@@ -2,7 +2,6 @@
 stores, unwritable folders, runs shared by experiments, a report pointed at the wrong root."""
 
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest

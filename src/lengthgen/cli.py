@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
-import yaml
-
-from .config import ConfigError, load_run_config, merged, read_yaml
+from .config import ConfigError, check_device, load_run_config, merged, parse_yaml, read_yaml
 
 DEFAULT_ROOT = "lengthgen-runs"
 PRESET_DIRS = [Path.cwd() / "presets", Path(__file__).resolve().parents[2] / "presets"]
@@ -27,7 +26,7 @@ def _parse_set(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE (dotted key, YAML value), got {item!r}")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = parse_yaml(v, f"--set {k.strip()}")
     return out
 
 
@@ -119,7 +118,7 @@ def cmd_eval(args):
         path = ResultsStore(args.root).model_path(args.model)
     if not path.exists():
         raise ConfigError(f"no model file or finished run key {args.model!r} (looked in {path.parent})")
-    device = resolve_device(args.device)
+    device = resolve_device(check_device(args.device))
     model, cfg = load_model(path, device)
     task = cfg.task.build()
     bins = _parse_bins(args.bins) if args.bins else cfg.task.eval_bins
@@ -284,10 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()  # output still buffered meets a closed pipe here, inside the handler
+        return code
     except (ConfigError, ValueError) as err:
         print(f"lengthgen: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader stopped (`lengthgen tasks | head`): end quietly, as unix tools do. Point stdout
+        # at /dev/null so that the interpreter's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

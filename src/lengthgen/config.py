@@ -10,17 +10,38 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: an infinite or NaN lr, weight decay or coefficient is never meant.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-Bin = tuple[int, int]
+def _not_a_boolean(value):
+    # YAML's `true` is a bool, and a bool is an int to pydantic: `steps: true` ran one step.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_a_boolean)]
+Float = Annotated[float, BeforeValidator(_not_a_boolean)]
+Bin = tuple[Int, Int]
+
+DEVICES = "auto, cpu, cuda, cuda:N, mps"
+
+
+def check_device(name: str) -> str:
+    """A device name torch understands and lengthgen supports; anything else fails with the choices."""
+    if not (isinstance(name, str) and re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", name)):
+        raise ValueError(f"unknown device {name!r}; allowed: {DEVICES}")
+    return name
 
 
 def _check_bin(b: Bin, what: str) -> Bin:
@@ -36,11 +57,28 @@ class TaskConfig(Strict):
     train_lengths: Bin | None = None  # inclusive; None = the task's default
     eval_bins: list[Bin] | None = None  # inclusive bins; None = the task's default
 
+    @field_validator("eval_bins")
+    @classmethod
+    def _bins_once(cls, bins):
+        # The store keys metrics by bin: a repeated bin would fail only after training.
+        repeated = sorted({b for b in bins or [] if bins.count(b) > 1})
+        if repeated:
+            raise ValueError(f"bin(s) {[list(b) for b in repeated]} given twice; give each bin once")
+        return bins
+
     @model_validator(mode="after")
     def _task_exists(self):
-        from .tasks import make_task
+        from .tasks import available_tasks, make_task
 
-        task = make_task(self.name, **self.params)  # raises with the allowed names/params
+        try:
+            task = make_task(self.name, **self.params)  # raises with the allowed names/params
+        except ValueError as err:
+            raise ValueError(f"{'params' if self.name in available_tasks() else 'name'}: {err}") from None
+        except (TypeError, AttributeError, KeyError, IndexError, OverflowError) as err:
+            # A task checks the values it expects; one of another type can still trip it up
+            # (None.startswith): the params are at fault, so say that instead of a traceback.
+            raise ValueError(f"params {self.params}: task {self.name!r} cannot be built from them "
+                             f"({type(err).__name__}: {err})") from None
         if self.train_lengths is None:
             self.train_lengths = tuple(task.default_train_lengths)
         if self.eval_bins is None:
@@ -62,12 +100,14 @@ class TaskConfig(Strict):
 class ModelConfig(Strict):
     positional: str = "ape"
     positional_params: dict[str, Any] = Field(default_factory=dict)
-    n_layers: int = Field(2, ge=1)
-    n_heads: int = Field(2, ge=1)
-    d_model: int = Field(64, ge=1)
-    d_mlp: int | None = None  # None = 4 * d_model
+    # Upper bounds far above anything trained here turn a typo (d_model: 10000000000) into an
+    # error instead of an allocation that takes the machine down.
+    n_layers: Int = Field(2, ge=1, le=1024)
+    n_heads: Int = Field(2, ge=1)
+    d_model: Int = Field(64, ge=1, le=65536)
+    d_mlp: Int | None = Field(None, ge=1, le=1 << 20)  # None = 4 * d_model
     tie_weights: bool = True
-    max_positions: int | None = None  # None = enough for the longest evaluation bin
+    max_positions: Int | None = Field(None, ge=1, le=1 << 24)  # None = enough for the longest evaluation bin
     # PPC: a second head predicts the next token's position ID, and greedy decoding feeds the
     # predicted IDs back (ppc.py). Needs a task that provides position IDs.
     predict_positions: bool = False
@@ -87,37 +127,50 @@ class ModelConfig(Strict):
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         return self
 
+    @model_validator(mode="after")
+    def _scheme_accepts_params(self):
+        # Build the scheme once, with a one-entry table, so that a bad parameter fails with the
+        # config and not after the run's row exists.
+        from .model.positional import make_scheme
+
+        try:
+            make_scheme(self.positional, self.d_model, self.n_heads, 1, **self.positional_params)
+        except ValueError as err:
+            raise ValueError(f"positional {self.positional!r} with positional_params {self.positional_params}: "
+                             f"{err}") from None
+        return self
+
 
 class TrainConfig(Strict):
-    steps: int = Field(2000, ge=0)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = Field(0, ge=0)
+    steps: Int = Field(2000, ge=0)
+    batch_size: Int = Field(64, ge=1)
+    lr: Float = Field(1e-3, gt=0)
+    weight_decay: Float = Field(0.01, ge=0)
+    betas: tuple[Annotated[Float, Field(ge=0, lt=1)], Annotated[Float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    warmup_steps: Int = Field(0, ge=0)
     schedule: Literal["linear", "cosine", "constant"] = "linear"
-    grad_clip: float | None = Field(1.0, gt=0)
+    grad_clip: Float | None = Field(1.0, gt=0)
     # "auto": random offsets when the scheme has a finite position table (APE), else none.
     position_offset: Literal["auto", "random", "none"] = "auto"
     bf16: bool = False
     # Sorted sub-batches per step, each padded only to its own longest example (gradient
     # accumulation; same gradient up to summation order). 1 = one padded batch.
-    length_buckets: int = Field(1, ge=1)
-    eval_every: int = Field(250, ge=1)
-    eval_examples: int = Field(256, ge=1)  # in-distribution check examples
-    early_stop_acc: float | None = Field(1.0, ge=0, le=1)
+    length_buckets: Int = Field(1, ge=1)
+    eval_every: Int = Field(250, ge=1)
+    eval_examples: Int = Field(256, ge=1)  # in-distribution check examples
+    early_stop_acc: Float | None = Field(1.0, ge=0, le=1)
     # What the early-stop check measures: "held_out", a set of eval_examples from the training
     # lengths (ours); "eval_bins", the reported set of the first evaluation bin (examples_per_bin
     # examples), as Huang et al.'s code does. Either way the LR schedule keeps its horizon (steps).
     early_stop_on: Literal["held_out", "eval_bins"] = "held_out"
-    checkpoint_every: int = Field(500, ge=1)
-    positional_reg: float = Field(0.0, ge=0)  # coefficient of the positional-attention penalty
-    position_loss_weight: float = Field(1.0, ge=0)  # weight of the PPC position-ID loss
+    checkpoint_every: Int = Field(500, ge=1)
+    positional_reg: Float = Field(0.0, ge=0)  # coefficient of the positional-attention penalty
+    position_loss_weight: Float = Field(1.0, ge=0)  # weight of the PPC position-ID loss
 
 
 class EvalConfig(Strict):
-    examples_per_bin: int = Field(500, ge=1)
-    batch_size: int = Field(256, ge=1)
+    examples_per_bin: Int = Field(500, ge=1)
+    batch_size: Int = Field(256, ge=1)
     greedy: bool = True
 
 
@@ -128,15 +181,20 @@ KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "positi
 class RunConfig(Strict):
     name: str | None = None
     experiment: str | None = None
-    seed: int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0, lt=2 ** 64)  # torch.manual_seed takes 64-bit seeds
     device: str = "auto"  # auto = cuda when available, else cpu
     # Processes drawing training batches ahead of the step that needs them (0 = draw in the run's
     # own process). Worth it on a GPU, where tiny models train faster than Python samples.
-    data_workers: int = Field(0, ge=0)
+    data_workers: Int = Field(0, ge=0)
     task: TaskConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v):
+        return check_device(v)
 
     @model_validator(mode="after")
     def _ppc_needs_task_ids(self):
@@ -189,6 +247,8 @@ def load_run_config(data: dict) -> RunConfig:
 
 def set_dotted(d: dict, dotted: str, value) -> None:
     """Set `a.b.c` in nested dicts, creating levels as needed."""
+    if not isinstance(dotted, str):
+        raise ConfigError(f"config keys are field names (dotted for nested fields), got {dotted!r}")
     *parents, leaf = dotted.split(".")
     for p in parents:
         d = d.setdefault(p, {})
@@ -197,17 +257,107 @@ def set_dotted(d: dict, dotted: str, value) -> None:
     d[leaf] = value
 
 
+# --- reading YAML ----------------------------------------------------------------------------
+# Config files come from anywhere (a colleague, a paper's repository), so the reader builds plain
+# data only and bounds its work: a tag could name a Python constructor, and a few hundred bytes of
+# nested aliases expand to billions of values once anything walks the result (the "billion laughs").
+
+MAX_YAML_NODES = 100_000  # values in the document once every alias is expanded; presets hold ~1,200
+MAX_YAML_DEPTH = 64  # nesting levels; configs use about 5
+PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")}
+
+
+class _PlainDataLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses explicit tags beyond the plain types, and documents whose
+    aliases expand beyond MAX_YAML_NODES values or nest beyond MAX_YAML_DEPTH levels."""
+
+    def __init__(self, text: str, source: str):
+        super().__init__(text)
+        self.name = source  # error marks say where: "in <source>, line 3, column 7"
+        self.expanded: dict[int, int] = {}  # id(node) -> values in it, aliases expanded
+        self.depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)) and event.tag not in (None, "!"):
+            if event.tag not in PLAIN_TAGS:
+                tag = event.tag.replace("tag:yaml.org,2002:", "!!")
+                raise ConfigError(f"{self.name}, line {event.start_mark.line + 1}: YAML tag {tag} refused: a config "
+                                  "holds plain data only (mappings, lists, strings, numbers, booleans, null)")
+        self.depth += 1
+        if self.depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"{self.name}, line {event.start_mark.line + 1}: nested too deep (more than "
+                              f"{MAX_YAML_DEPTH} levels)")
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        if id(node) not in self.expanded:
+            if isinstance(event, yaml.AliasEvent):  # an alias to a node still being composed
+                raise ConfigError(f"{self.name}, line {event.start_mark.line + 1}: alias *{event.anchor} refers to "
+                                  "itself (a recursive structure)")
+            self.expanded[id(node)] = 1 + sum(self.expanded[id(child)] for child in _children(node))
+        if self.expanded[id(node)] > MAX_YAML_NODES:
+            raise ConfigError(f"{self.name}, line {event.start_mark.line + 1}: aliases expand to more than "
+                              f"{MAX_YAML_NODES:,} values; refusing the document (an alias bomb?)")
+        return node
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except ConfigError:
+            raise
+        except (ValueError, IndexError, KeyError):  # PyYAML's own on `!!int ""` or a date like 2024-13-45
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise ConfigError(f"{self.name}, line {node.start_mark.line + 1}: {node.value!r} is not a valid "
+                              f"{tag}") from None
+
+
+def _children(node):
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def parse_yaml(text: str, source: str):
+    """`yaml.safe_load(text)` with tags, alias bombs and deep nesting refused; any problem is a
+    ConfigError that names `source` and the line."""
+    try:
+        loader = _PlainDataLoader(text, source)  # already reads, and refuses control characters
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML: {err}") from None
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a YAML file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) file; give a YAML config") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+    data = parse_yaml(text, str(path))
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return data
 
 
 def merged(base: dict, overrides: dict) -> dict:
+    """`base` with each dotted key of `overrides` set (an experiment's base, runs and grid points)."""
+    if not isinstance(base, dict):
+        raise ConfigError(f"the base config must be a mapping of config fields, got {base!r}")
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"overrides must map dotted config fields to values, got {overrides!r}")
     out = copy.deepcopy(base)
     for k, v in overrides.items():
         set_dotted(out, k, copy.deepcopy(v))

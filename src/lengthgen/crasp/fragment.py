@@ -2,7 +2,11 @@
 
 A program uses `local` if some count carries a local relation φ(j,i), and `periodic` if some
 count carries j ≡ r (mod m) or a Boolean tests i ≡ r (mod m). Its fragment is C-RASP[…] with
-those features. Predictions for an idealised learner that prefers simple solutions:
+those features. Degenerate relations carry no positional information and do not count: `j = i`
+(`Local.offset(0)`, `Local.within(0)`) makes `#[j ≤ i, j = i] P(j)` the C-RASP[] count
+`if P(i) then 1 else 0`, and modulus 1 (`PositionMod(0, 1)`, `Periodic(0, 1)`) is ⊤; counting them
+would predict NoPE failure for a program that has an equivalent without positions. Predictions
+for an idealised learner that prefers simple solutions:
 
 - learned absolute positions (APE): every program in C-RASP[periodic, local] — i.e. every
   program this module accepts — predicts length generalization;
@@ -40,11 +44,11 @@ class Fragment:
 def fragment(program: Program) -> Fragment:
     used: set[str] = set()
     for node in program.nodes():
-        if isinstance(node, PositionMod):
+        if isinstance(node, PositionMod) and node.modulus > 1:
             used.add("periodic")
         elif isinstance(node, CountWhere):
-            if node.local is not None:
+            if node.local is not None and node.local.distance > 0:
                 used.add("local")
-            if node.periodic is not None:
+            if node.periodic is not None and node.periodic.modulus > 1:
                 used.add("periodic")
     return Fragment(frozenset(used))

@@ -12,6 +12,10 @@ evaluated at j), optionally restricted by a *local* relation φ(j,i) — `j = i 
 for a fixed c ≥ 0 — and by a *periodic* predicate `j ≡ r (mod m)`. `Q_{a,b}` is shorthand for
 `Q_a ∨ Q_b`. Names given with `define` only print as a definition; they do not change meaning.
 
+In Python, ∧ ∨ ¬ are `&` `|` `~` and counts compare with `<` `<=` `==` `!=` `>` `>=`. No node has a
+Python truth value, so `and`, `or`, `not` and chained comparisons (`0 < C < 5`) raise instead of
+silently standing for ⊤ or ⊥.
+
 Construction checks the types (a count is never a Boolean and vice versa), the relations
 (only `Local` objects are local relations) and, when a `Program` binds an alphabet, the tokens.
 The interpreter evaluates every node once per batch as a numpy array of shape [batch, T]:
@@ -57,23 +61,46 @@ class Expr:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self}>"
 
+    def __bool__(self):
+        # `P and Q`, `not P`, `if C > 0:` and `0 < C < 5` (Python's `(0 < C) and (C < 5)`) all ask
+        # for a truth value; returning one would silently replace part of the program.
+        raise TypeError(f"{_describe(self)} has no Python truth value: it holds at some positions and not "
+                        "others. Write ∧, ∨, ¬ as P & Q, P | Q, ~P (not `and`, `or`, `not`), a range as "
+                        "(0 < C) & (C < 5) (not 0 < C < 5), and compute values with evaluate() or Program.run()")
+
     def walk(self) -> Iterator[Expr]:
         """Every node of the expression, each once, children before parents."""
         seen: set[int] = set()
+        open_: set[int] = set()  # expanded, children not yet done: the path from the root
         stack: list[tuple[Expr, bool]] = [(self, False)]
         while stack:
             node, expanded = stack.pop()
             if id(node) in seen:
                 continue
             if expanded:
+                open_.discard(id(node))
                 seen.add(id(node))
                 yield node
+            elif id(node) in open_:  # reached again from below itself (a node was mutated)
+                raise ValueError(f"the expression contains a cycle through a {type(node).__name__} node (was a node "
+                                 "changed after it was built?): C-RASP expressions are trees with shared parts")
             else:
+                open_.add(id(node))
                 stack.append((node, True))
                 stack.extend((c, False) for c in reversed(node.children()))
 
 
 class Bool(Expr):
+    __hash__ = Expr.__hash__  # nodes are hashed and shared by identity
+
+    def __eq__(self, other):
+        raise TypeError(f"{_describe(self)} == ...: C-RASP compares counts, not Booleans; write P ⇔ Q as "
+                        "(P & Q) | (~P & ~Q)")
+
+    def __ne__(self, other):
+        raise TypeError(f"{_describe(self)} != ...: C-RASP compares counts, not Booleans; write P ⊕ Q as "
+                        "(P & ~Q) | (~P & Q)")
+
     def __and__(self, other) -> Bool:
         return And(self, other)
 
@@ -115,12 +142,17 @@ class Count(Expr):
     def __ge__(self, other) -> Bool:
         return Compare(self, ">=", other)
 
-    # == and != stay identity (nodes are hashed and shared); these build comparisons.
-    def eq(self, other) -> Bool:
+    # == and != build comparisons like < does, as the paper writes C = 0; nodes stay hashable
+    # by identity. eq/ne are the same, spelled as methods.
+    __hash__ = Expr.__hash__
+
+    def __eq__(self, other) -> Bool:
         return Compare(self, "==", other)
 
-    def ne(self, other) -> Bool:
+    def __ne__(self, other) -> Bool:
         return Compare(self, "!=", other)
+
+    eq, ne = __eq__, __ne__
 
 
 def as_bool(x, where: str) -> Bool:
@@ -135,9 +167,9 @@ def as_bool(x, where: str) -> Bool:
 def as_count(x, where: str) -> Count:
     if isinstance(x, Count):
         return x
-    if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
-        return CountConst(int(x))
-    hint = "; count the positions where it holds with Count(...)" if isinstance(x, (Bool, bool)) else ""
+    if _integer(x) is not None:
+        return CountConst(_integer(x))
+    hint = "; count the positions where it holds with count(P) (#[j ≤ i] P(j))" if isinstance(x, (Bool, bool)) else ""
     raise TypeError(f"{where} needs a count, got {_describe(x)}{hint}")
 
 
@@ -176,7 +208,7 @@ class Not(Bool):
         return (self.arg,)
 
     def show(self, depth):
-        return f"¬{self.arg.show(depth)}"
+        return f"¬{_grouped(self.arg, depth)}"
 
 
 class _Connective(Bool):
@@ -226,17 +258,31 @@ class Compare(Bool):
         return f"{self.left.show(depth)} {COMPARISONS[self.op][1]} {self.right.show(depth)}"
 
 
-def _check_period(residue, modulus) -> None:
-    if not (isinstance(modulus, int) and isinstance(residue, int) and modulus >= 1 and 0 <= residue < modulus):
+def _integer(x):
+    """x as a Python int when it is an integer (numpy's included, bools not), else None."""
+    if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
+        return int(x)
+    return None
+
+
+def _grouped(expr: Expr, depth: int) -> str:
+    """A comparison in parentheses where an operator applies to all of it (¬, a count's body)."""
+    text = expr.show(depth)
+    return f"({text})" if isinstance(expr, Compare) else text
+
+
+def _check_period(residue, modulus) -> tuple[int, int]:
+    r, m = _integer(residue), _integer(modulus)
+    if r is None or m is None or m < 1 or not 0 <= r < m:
         raise ValueError(f"a periodic predicate needs integers 0 <= r < m, got r={residue!r}, m={modulus!r}")
+    return r, m
 
 
 class PositionMod(Bool):
     """i ≡ r (mod m): a periodic predicate on the current position itself."""
 
     def __init__(self, residue: int, modulus: int):
-        _check_period(residue, modulus)
-        self.residue, self.modulus = residue, modulus
+        self.residue, self.modulus = _check_period(residue, modulus)
 
     def show(self, depth):
         return f"{_variable(depth)} ≡ {self.residue} (mod {self.modulus})"
@@ -255,9 +301,11 @@ class Local:
     def __post_init__(self):
         if self.kind not in ("offset", "within"):
             raise ValueError(f"a local relation is 'offset' (j = i − c) or 'within' (i − j ≤ c), got {self.kind!r}")
-        if not isinstance(self.distance, int) or isinstance(self.distance, bool) or self.distance < 0:
+        distance = _integer(self.distance)
+        if distance is None or distance < 0:
             raise ValueError(f"a local relation needs a fixed distance c >= 0, got {self.distance!r}; an "
                              "unbounded or position-dependent relation is not local")
+        object.__setattr__(self, "distance", distance)  # a numpy integer becomes an int (frozen class)
 
     @classmethod
     def offset(cls, c: int) -> Local:
@@ -281,7 +329,9 @@ class Periodic:
     modulus: int
 
     def __post_init__(self):
-        _check_period(self.residue, self.modulus)
+        residue, modulus = _check_period(self.residue, self.modulus)
+        object.__setattr__(self, "residue", residue)
+        object.__setattr__(self, "modulus", modulus)
 
 
 class CountWhere(Count):
@@ -306,7 +356,7 @@ class CountWhere(Count):
             conditions.append(self.local.show(j, i))
         if self.periodic is not None:
             conditions.append(f"{j} ≡ {self.periodic.residue} (mod {self.periodic.modulus})")
-        return f"#[{', '.join(conditions)}] {self.predicate.show(depth + 1)}"
+        return f"#[{', '.join(conditions)}] {_grouped(self.predicate, depth + 1)}"
 
 
 class CountConst(Count):

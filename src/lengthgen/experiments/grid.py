@@ -47,8 +47,12 @@ def expand(spec: dict, source: str = "experiment") -> list[RunConfig]:
     grid = spec.get("grid") or {}
     if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
         raise ConfigError(f"{source}: 'runs' must be a list of mappings")
-    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        raise ConfigError(f"{source}: 'grid' must map dotted config keys to non-empty lists")
+    if not isinstance(grid, dict) or not all(isinstance(k, str) and isinstance(v, list) and v
+                                             for k, v in grid.items()):
+        raise ConfigError(f"{source}: 'grid' must map dotted config keys (text) to non-empty lists")
+    names = [r["name"] for r in runs if r.get("name") is not None]
+    if not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{source}: runs: a run's 'name' must be text, got {[n for n in names if not isinstance(n, str)]}")
     configs, seen = [], set()
     for run in runs:
         run = dict(run)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -42,6 +43,14 @@ def make_scheme(name: str, d_model: int, n_heads: int, max_positions: int, **par
         return SCHEMES[name](d_model=d_model, n_heads=n_heads, max_positions=max_positions, **params)
     except TypeError as err:
         raise ValueError(f"bad parameters for positional scheme {name!r}: {err}") from None
+
+
+def frequency_base(scheme: str, base) -> float:
+    """The base b of the frequencies b^(-2k/d): a finite number > 1, so that they fall with k."""
+    if isinstance(base, bool) or not isinstance(base, numbers.Real) or not math.isfinite(base) or base <= 1:
+        raise ValueError(f"{scheme}: base must be a finite number > 1 (frequencies base^(-2k/d) fall with k), "
+                         f"got {base!r}")
+    return float(base)
 
 
 class PositionalScheme(nn.Module):
@@ -110,6 +119,7 @@ class Sinusoidal(PositionalScheme):
     def __init__(self, d_model, n_heads, max_positions, base: float = 10000.0):
         super().__init__(d_model, n_heads, max_positions)
         half = (d_model + 1) // 2
+        base = frequency_base("sinusoidal", base)
         self.register_buffer("freq", base ** (-torch.arange(half, dtype=torch.float32) / half), persistent=False)
         self.d_model = d_model
 
@@ -127,6 +137,7 @@ class Rotary(PositionalScheme):
         head_dim = d_model // n_heads
         if head_dim % 2:
             raise ValueError(f"rope needs an even head dimension, got d_model/n_heads = {head_dim}")
+        base = frequency_base("rope", base)
         inv = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
         self.register_buffer("inv_freq", inv, persistent=False)
 

@@ -28,6 +28,7 @@ from torch.func import functional_call
 from ..config import ConfigError, RunConfig
 from ..data import Batch, TrainBatches
 from ..evaluate import autocast
+from ..hardware import warn_if_slow_bf16
 from ..model import Transformer
 from ..model.penalty import positional_attention_penalty
 from ..model.stacked import StackedAdamW, clip_member_grads, select_members, stack_models
@@ -256,6 +257,7 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress=None,
         return [store.get_run(c.key()) for c in configs]
     cfg0 = todo[0][1]
     t, device, task = cfg0.train, resolve_device(cfg0.device), cfg0.task.build()
+    warn_if_slow_bf16(t.bf16, device)
     members, models, moments = [], [], []
     for index, cfg in todo:
         model, member_moments, state = load_member(cfg, task, store, device, force)

@@ -15,6 +15,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import Batch, TrainBatches, length_buckets
+from ..hardware import warn_if_slow_bf16
 from ..model import Transformer
 from ..model.penalty import positional_attention_penalty
 from ..store import ResultsStore
@@ -43,6 +44,7 @@ class Run:
 
 def start_run(cfg: RunConfig, store: ResultsStore, device, force: bool) -> Run:
     """The run built from its seed, then resumed from its checkpoint when it has one (unless `force`)."""
+    warn_if_slow_bf16(cfg.train.bf16, device)
     torch.manual_seed(cfg.seed)
     task = cfg.task.build()
     model = build_model(cfg, task).to(device)
