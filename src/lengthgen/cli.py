@@ -294,6 +294,9 @@ def main(argv=None) -> int:
         # at /dev/null so that the interpreter's own flush at exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except OSError as err:  # the machine, not the input: a full disk, a vanished folder
+        print(f"lengthgen: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
