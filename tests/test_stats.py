@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lengthgen import stats
-from lengthgen.report_stats import experiment_point, format_sparsity_slopes, sparsity_slopes
+from lengthgen.report_stats import experiment_point, format_sparsity_slopes, seed_means, sparsity_slopes
 
 KS = np.arange(1, 7)
 
@@ -161,3 +161,11 @@ def test_sparsity_slopes_from_metric_rows():
     text = format_sparsity_slopes(table)
     assert "| K4 | [49,72] | 3 |" in text and "-0.200" in text
     assert experiment_point("K6 seed=12") == "K6" and experiment_point("K6 positional=rope seed=1") == "K6 positional=rope"
+
+
+def test_seed_means_group_runs_by_point():
+    rows = _rows("K2", 0, {(8, 24): [1.0, 0.8]}) + _rows("K2", 1, {(8, 24): [1.0, 0.6]})
+    means = {(m["point"], m["grp"]): m for m in seed_means(rows)}
+    assert means[("K2", "k=1")]["mean"] == 1.0 and means[("K2", "k=1")]["ci_lo"] == 1.0
+    k2 = means[("K2", "k=2")]
+    assert k2["seeds"] == 2 and k2["mean"] == pytest.approx(0.7) and k2["ci_lo"] < 0.7 < k2["ci_hi"]

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from .stats import LEARNED, RESAMPLES, SlopeResult, slope_interval
+from .stats import LEARNED, RESAMPLES, SlopeResult, mean_interval, slope_interval
 
 SEED_IN_NAME = re.compile(r"\s*\bseed=\S+")
 K_GROUP = re.compile(r"^k=(\d+)$")
@@ -20,6 +20,22 @@ K_GROUP = re.compile(r"^k=(\d+)$")
 def experiment_point(name: str) -> str:
     """A run's name without its seed: the point of the experiment that seeds replicate."""
     return SEED_IN_NAME.sub("", name or "").strip()
+
+
+def seed_means(rows: list[dict], metric: str = "exact_match_greedy", *, resamples: int = RESAMPLES,
+               seed: int = 0) -> list[dict]:
+    """Mean over seeds with its 95% interval per (experiment point, bin, group), for tables and bands.
+
+    Returns plain dicts: point, lo, hi, grp, seeds, mean, ci_lo, ci_hi (sorted by point, grp, bin)."""
+    cells: dict = {}
+    for r in rows:
+        if r["metric"] == metric and r["count"] and np.isfinite(r["value"]):
+            cells.setdefault((experiment_point(r["name"]), r["grp"] or "", r["lo"], r["hi"]), []).append(r)
+    out = []
+    for (point, grp, lo, hi), rs in sorted(cells.items()):
+        est = mean_interval([r["value"] for r in rs], [r["count"] for r in rs], resamples=resamples, seed=seed)
+        out.append(dict(point=point, lo=lo, hi=hi, grp=grp, seeds=len(rs), mean=est.value, ci_lo=est.lo, ci_hi=est.hi))
+    return out
 
 
 def _per_k(rows: list[dict], metric: str) -> dict:
