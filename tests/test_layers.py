@@ -10,7 +10,7 @@ PACKAGE = Path(lengthgen.__file__).parent
 
 # Lowest first. A module may import modules of its own layer or lower ones only.
 LAYERS = [
-    {"tasks", "groups", "procs", "hardware"},
+    {"tasks", "groups", "procs", "hardware", "stats"},
     {"positions", "crasp", "text"},
     {"data"},
     {"model", "ppc"},

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lengthgen import stats
-from lengthgen.report_stats import experiment_point, format_sparsity_slopes, seed_means, sparsity_slopes
+from lengthgen.report.claims import experiment_point, format_sparsity_slopes, seed_means, sparsity_slopes
 
 KS = np.arange(1, 7)
 

@@ -300,13 +300,13 @@ class ResultsStore:
                           "ORDER BY m.run_key, m.metric, m.grp, m.lo, m.hi", params)
         return [{**r, "value": _nan_if_null(r["value"])} for r in rows]
 
-    def bin_values(self, keys: list[str], metric: str) -> dict[tuple[int, int], list[float]]:
-        """`metric` per whole length bin (the pooled group) over the given runs, one value per run
-        (runs without results contribute nothing), bins in order."""
-        values: dict[tuple[int, int], list[float]] = {}
+    def bin_values(self, keys: list[str], metric: str) -> dict[tuple[int, int], list[tuple[float, int]]]:
+        """`metric` per whole length bin (the pooled group) over the given runs: one (value, example
+        count) per run (runs without results contribute nothing), bins in order."""
+        values: dict[tuple[int, int], list[tuple[float, int]]] = {}
         for m in self.metrics(keys=keys):
             if m["metric"] == metric and m["grp"] == "":
-                values.setdefault((m["lo"], m["hi"]), []).append(m["value"])
+                values.setdefault((m["lo"], m["hi"]), []).append((m["value"], m["count"]))
         return dict(sorted(values.items()))
 
     def decisions(self, experiment: str | None = None) -> list[dict]:

@@ -261,9 +261,12 @@ class Protocol:
 
 def summarize(store: ResultsStore, keys: list[str], metric: str) -> dict[str, dict]:
     """Mean, sample standard deviation (None for one run) and run count per bin."""
-    return {_bin_label(b): {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else None,
-                            "n": len(v)}
-            for b, v in store.bin_values(keys, metric).items()}
+    summary = {}
+    for b, pairs in store.bin_values(keys, metric).items():
+        v = [value for value, _ in pairs]
+        summary[_bin_label(b)] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else None,
+                                  "n": len(v)}
+    return summary
 
 
 def parse_protocol(spec: dict, source: str) -> tuple[ProtocolConfig, list[RunConfig]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..store import ResultsStore
+from .claims import slope_table, sparsity_slopes
 from .plots import plot_bins
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
 from .sparsity import plot_accuracy_vs_length, sparsity_table
@@ -43,6 +44,11 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
         tables.append(("runs that diverged (no metrics)", diverged))
     if sparsity[1]:
         tables.append((f"{metric} per k and length bin", sparsity))
+        slopes = sparsity_slopes(store.metrics(experiment=experiment), metric)
+        if slopes:
+            tables.append((f"the sparsity claim: slope of {metric} against k per bin beyond training, over the k "
+                           "each seed learned (>= 0.99 in distribution); bootstrap over seeds and examples",
+                           slope_table(slopes)))
     predictions = prediction_rows(store, experiment, metric)
     if predictions:
         tables.append((prediction_caption(predictions, metric), prediction_table(predictions)))

@@ -21,9 +21,9 @@ def plot_series(ax, series: list[Series], colours, labels):
         x = [(lo + hi) / 2 for lo, hi in bins]
         mean = np.array([s.cells[b].mean for b in bins])
         ax.plot(x, mean, "o-", color=colour, label=label)
-        std = np.array([s.cells[b].std if s.cells[b].n > 1 else 0.0 for b in bins])
-        if std.any():
-            ax.fill_between(x, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color=colour, alpha=0.15)
+        lo, hi = np.array([s.cells[b].lo for b in bins]), np.array([s.cells[b].hi for b in bins])
+        if np.isfinite(lo).all():  # the 95% interval over seeds and examples
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.15)
     bins = sorted({b for s in series for b in s.cells})
     ax.set_xticks([(lo + hi) / 2 for lo, hi in bins], [bin_label(b) for b in bins], fontsize=8)
     ax.set_ylim(-0.03, 1.03)

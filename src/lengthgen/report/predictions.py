@@ -13,10 +13,11 @@ import numpy as np
 from matplotlib import colormaps
 
 from ..store import ResultsStore
+from ..stats import GENERALIZES, GENERALIZES_, LEARNED, NOT_LEARNED, huang_verdict
 from .plots import panels, plot_series, save_figure, shade_training_range
 from .tables import Bin, Pooled, Series, bin_label, collect
 
-GENERALIZES_AT = 0.9  # observed to generalize: mean metric on the longest bin >= this
+GENERALIZES_AT = GENERALIZES  # observed to generalize: mean metric on the longest bin >= this
 
 
 def scheme_label(positional: str, positional_reg: float) -> str:
@@ -53,16 +54,22 @@ class PredictionRow:
         return max(self.cells, key=lambda b: (b[1], b[0])) if self.cells else None
 
     @property
-    def learned(self) -> bool:
-        """Learned in distribution: mean on the first (training-length) bin >= GENERALIZES_AT. A
-        model that never fit its training lengths says nothing about length generalization."""
+    def verdict(self) -> str | None:
+        """`stats.huang_verdict`: learned (first, training-length bin >= 0.99 in a majority of
+        seeds), then generalizes (mean on the longest bin over the learned seeds >= 0.9) or fails.
+        A model that never fit its training lengths says nothing about length generalization."""
         first = min(self.cells, key=lambda b: (b[0], b[1]), default=None)
-        return first is not None and self.cells[first].mean >= GENERALIZES_AT
+        if first is None or len(self.cells[first].values) != len(self.cells[self.longest_bin].values):
+            return None
+        return huang_verdict(self.cells[first].values, self.cells[self.longest_bin].values)
+
+    @property
+    def learned(self) -> bool:
+        return self.verdict not in (None, NOT_LEARNED)
 
     @property
     def observed(self) -> bool | None:
-        b = self.longest_bin
-        return None if b is None or not self.learned else self.cells[b].mean >= GENERALIZES_AT
+        return self.verdict == GENERALIZES_ if self.learned else None
 
     @property
     def agrees(self) -> bool | None:
@@ -81,7 +88,7 @@ def _protocol_rows(store: ResultsStore, experiment: str | None, metric: str) -> 
         shown = f"{len(seeds['successful'])}/{len(seeds['attempted'])}" + ("" if seeds["successful"] else " (all shown)")
         if keys != (seeds["successful"] or seeds["attempted"]):  # the fallback's first seeds count
             shown = f"first {len(keys)} of the fallback ({len(seeds['successful'])} perfect)"
-        cells = {b: Pooled.of(v) for b, v in store.bin_values(keys, metric).items()}
+        cells = {b: Pooled.of(pairs) for b, pairs in store.bin_values(keys, metric).items()}
         rows.append(PredictionRow(d["task"], scheme_label(d["positional"], d["positional_reg"]), d["positional"],
                                   f"{overrides} ({d['chosen']['rule']})", shown, store.get_run(keys[0]), cells,
                                   predicted_to_generalize(d["task"], d["positional"])))
@@ -124,9 +131,9 @@ def prediction_caption(rows: list[PredictionRow], metric: str) -> str:
     where = bin_label(next(iter(longest))) if len(longest) == 1 else "its longest bin"
     agree = [r.agrees for r in rows if r.agrees is not None]
     return (f"{metric}: predicted (C-RASP; APE+reg uses the APE prediction) vs observed length generalization "
-            f"(observed generalizes iff the mean on {where} is >= {GENERALIZES_AT:.0%}; rows whose first, "
-            f"in-distribution bin is below {GENERALIZES_AT:.0%} are 'not learned' and not judged); "
-            f"{sum(agree)}/{len(agree)} judged rows agree")
+            f"(observed generalizes iff the mean on {where} is >= {GENERALIZES_AT:.0%} over the seeds that learned "
+            f"it; a row is learned when its first, in-distribution bin is >= {LEARNED:.0%} in a majority of its "
+            f"seeds, else 'not learned' and not judged); {sum(agree)}/{len(agree)} judged rows agree")
 
 
 def plot_predictions(rows: list[PredictionRow], metric: str, path: str | Path) -> Path:

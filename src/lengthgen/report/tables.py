@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..groups import group_values
+from ..stats import mean_interval
 from ..store import DONE_STATUSES, ResultsStore
 
 Bin = tuple[int, int]
@@ -27,17 +28,28 @@ Bin = tuple[int, int]
 
 @dataclass(frozen=True)
 class Pooled:
+    """A metric over the seeds of one configuration: the mean, its 95% bootstrap interval over seeds
+    and examples (`stats.mean_interval`), the sample std over seeds and each seed's value."""
+
     mean: float
     std: float  # sample std over seeds (ddof=1); NaN for a single seed
     n: int
+    lo: float = math.nan
+    hi: float = math.nan
+    values: tuple[float, ...] = ()
 
     @classmethod
-    def of(cls, values: list[float]) -> Pooled:
+    def of(cls, results: list[tuple[float, int]]) -> Pooled:
+        """From one (value, example count) per seed."""
+        values = [float(v) for v, _ in results]
+        finite = all(math.isfinite(v) and 0 <= v <= 1 for v in values) and all(c for _, c in results)
+        ci = mean_interval(values, [c for _, c in results]) if finite else None
         return cls(float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
-                   len(values))
+                   len(values), ci.lo if ci else math.nan, ci.hi if ci else math.nan, tuple(values))
 
     def __str__(self):
-        return f"{self.mean:.3f}" if self.n == 1 else f"{self.mean:.3f} ± {self.std:.3f} (n={self.n})"
+        ci = f" [{self.lo:.2f}, {self.hi:.2f}]" if math.isfinite(self.lo) else ""
+        return f"{self.mean:.3f}{ci}" + ("" if self.n == 1 else f" (n={self.n})")
 
 
 @dataclass
@@ -64,11 +76,11 @@ def collect(store: ResultsStore, experiment: str | None, metric: str, *, by_k: b
     """Series of `metric` for the whole bin (by_k=False) or for each `k=` group (by_k=True)."""
     runs = {r["key"]: r for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES}
     config_id = {key: _config_id(r) for key, r in runs.items()}
-    values: dict[tuple[str, int | None], dict[Bin, list[float]]] = defaultdict(lambda: defaultdict(list))
+    values: dict[tuple[str, int | None], dict[Bin, list[tuple[float, int]]]] = defaultdict(lambda: defaultdict(list))
     for m in store.metrics(experiment=experiment):
         k = _k_of(m["grp"])
         if m["run_key"] in runs and m["metric"] == metric and (k is not None if by_k else m["grp"] == ""):
-            values[config_id[m["run_key"]], k][m["lo"], m["hi"]].append(m["value"])
+            values[config_id[m["run_key"]], k][m["lo"], m["hi"]].append((m["value"], m["count"]))
 
     first_run = {}
     for key, run in sorted(runs.items(), key=lambda kv: kv[1]["seed"] or 0):

@@ -1,4 +1,4 @@
-"""The sparsity statistic from stored metric rows, for `report` (imports only `stats`).
+"""The claims' statistics from stored metric rows (lengthgen.stats): the sparsity slope table.
 
 Input: metric rows as the store returns them, plain dicts with keys run_key, lo, hi, grp, metric,
 value, count, name, seed (and task, positional, ... which are ignored). Runs are grouped by their
@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from .stats import LEARNED, RESAMPLES, SlopeResult, mean_interval, slope_interval
+from ..stats import LEARNED, RESAMPLES, SlopeResult, mean_interval, slope_interval
 
 SEED_IN_NAME = re.compile(r"\s*\bseed=\S+")
 K_GROUP = re.compile(r"^k=(\d+)$")
@@ -87,6 +87,18 @@ def _row(point: str, k_train: int, lo: int, hi: int, seeds: int, res: SlopeResul
         est = getattr(res, name)
         row.update({name: est.value, f"{name}_lo": est.lo, f"{name}_hi": est.hi})
     return row
+
+
+def slope_table(table: list[dict]) -> tuple[list[str], list[list]]:
+    """`sparsity_slopes` as report columns and rows (the claim holds where the interval is below 0)."""
+    columns = ["run", "bin", "seeds", "learned k (seeds)", "slope in k [95% CI]", "Spearman rho [95% CI]",
+               "falls with k"]
+    rows = [[r["point"], f"[{r['lo']},{r['hi']}]", r["seeds"],
+             " ".join(f"{k}:{n}" for k, n in zip(r["ks"], r["learned_seeds"])),
+             f"{r['slope']:+.3f} [{r['slope_lo']:+.3f}, {r['slope_hi']:+.3f}]",
+             f"{r['spearman']:+.2f} [{r['spearman_lo']:+.2f}, {r['spearman_hi']:+.2f}]",
+             "yes" if r["holds"] else "no"] for r in table]
+    return columns, rows
 
 
 def format_sparsity_slopes(table: list[dict]) -> str:
