@@ -84,7 +84,7 @@ def _print_run(store, run):
     table = Table(title=f"run {run['key']} ({run['status']}, {run['wall_time']:.1f}s, {run['steps_done']} steps)")
     rows = store.metrics(keys=[run["key"]])
     metrics = ["exact_match_tf", "exact_match_greedy", "token_acc"]
-    metrics += [m for m in ("exact_match_greedy_oracle", "position_acc") if any(r["metric"] == m for r in rows)]  # PPC
+    metrics += [m for m in ("exact_match_greedy_oracle", "position_acc", "loss") if any(r["metric"] == m for r in rows)]  # PPC
     for col in ("bin", "group", *metrics):
         table.add_column(col)
     cells = {}
@@ -209,6 +209,7 @@ def cmd_tasks(args):
     names = [args.name] if args.name else available_tasks()
     for name in names:
         task = make_task(name)
+        task.set_cache_dir(Path(args.root) / "cache")  # the lm task's tokenizer is trained once
         lo, hi = task.default_train_lengths
         n = max(task.min_length, min(hi, 12))
         ex = task.sample(np.random.default_rng(0), n)
