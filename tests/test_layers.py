@@ -10,10 +10,11 @@ PACKAGE = Path(lengthgen.__file__).parent
 
 # Lowest first. A module may import modules of its own layer or lower ones only.
 LAYERS = [
-    {"tasks", "groups", "procs", "hardware", "stats"},
-    {"positions", "crasp", "text"},
+    {"tasks", "text", "groups", "procs", "hardware", "stats"},
+    {"positions", "crasp"},
     {"data"},
     {"model", "ppc"},
+    {"lm_eval"},
     {"evaluate", "config", "store"},
     {"training"},
     {"experiments"},

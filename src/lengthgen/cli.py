@@ -93,7 +93,7 @@ def _print_run(store, run):
     table = Table(title=f"run {run['key']} ({run['status']}, {run['wall_time']:.1f}s, {run['steps_done']} steps)")
     rows = store.metrics(keys=[run["key"]])
     metrics = ["exact_match_tf", "exact_match_greedy", "token_acc"]
-    metrics += [m for m in ("exact_match_greedy_oracle", "position_acc") if any(r["metric"] == m for r in rows)]  # PPC
+    metrics += [m for m in ("exact_match_greedy_oracle", "position_acc", "loss") if any(r["metric"] == m for r in rows)]  # PPC
     for col in ("bin", "group", *metrics):
         table.add_column(col)
     cells = {}
@@ -119,7 +119,7 @@ def cmd_eval(args):
     if not path.exists():
         raise ConfigError(f"no model file or finished run key {args.model!r} (looked in {path.parent})")
     device = resolve_device(check_device(args.device))
-    model, cfg = load_model(path, device)
+    model, cfg = load_model(path, device, cache_dir=ResultsStore(args.root).cache_dir())
     task = cfg.task.build()
     bins = _parse_bins(args.bins) if args.bins else cfg.task.eval_bins
     for lo, hi in bins:
@@ -165,7 +165,7 @@ def cmd_run(args):
     if not args.no_report:
         from .report import report
 
-        metric = todo.protocol.metric if todo.protocol else "exact_match_greedy"
+        metric = todo.protocol.metric if todo.protocol else todo.configs[0].task.build().default_metric
         report(store, experiment=todo.experiment, metric=metric, out_dir=store.plots_dir())
 
 
@@ -187,18 +187,22 @@ def cmd_report(args):
 def cmd_tasks(args):
     import numpy as np
 
+    from .store import ResultsStore
     from .tasks import available_tasks, make_task
 
     names = [args.name] if args.name else available_tasks()
     for name in names:
         task = make_task(name)
-        lo, hi = task.default_train_lengths
-        n = max(task.min_length, min(hi, 12))
-        ex = task.sample(np.random.default_rng(0), n)
         print(f"{name}: {task.summary}")
         print(f"  format:  {task.format}")
         print(f"  params:  {task.params()}")
         print(f"  lengths: train {list(task.default_train_lengths)}, eval bins {[list(b) for b in task.default_eval_bins]}")
+        if task.evaluation == "context_buckets" and not args.name:  # its example needs a trained tokenizer
+            print(f"  example: lengthgen tasks {name}\n")
+            continue
+        task.set_cache_dir(ResultsStore(args.root).cache_dir())  # the lm task's tokenizer is trained once
+        n = max(task.min_length, min(task.default_train_lengths[1], 12))
+        ex = task.sample(np.random.default_rng(0), n)
         print(f"  example (n={ex.length}): {task.render(ex)}\n")
 
 

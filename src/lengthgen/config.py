@@ -166,6 +166,10 @@ class TrainConfig(Strict):
     checkpoint_every: Int = Field(500, ge=1)
     positional_reg: Float = Field(0.0, ge=0)  # coefficient of the positional-attention penalty
     position_loss_weight: Float = Field(1.0, ge=0)  # weight of the PPC position-ID loss
+    # PoSE (positions.pose_position_ids): each training example's IDs skip-wise spread over a
+    # target window of this many positions, in `pose_chunks` chunks. None = plain IDs.
+    pose_window: Int | None = Field(None, ge=1)
+    pose_chunks: Int = Field(2, ge=1)
 
 
 class EvalConfig(Strict):
@@ -175,7 +179,8 @@ class EvalConfig(Strict):
 
 
 KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "position_loss_weight", 1.0),
-                        ("train", "length_buckets", 1), ("train", "early_stop_on", "held_out")]
+                        ("train", "length_buckets", 1), ("train", "early_stop_on", "held_out"),
+                        ("train", "pose_window", None), ("train", "pose_chunks", 2)]
 
 
 class RunConfig(Strict):
@@ -207,6 +212,17 @@ class RunConfig(Strict):
                 raise ValueError(f"model.predict_positions: task {self.task.name!r} with params {task.params()} "
                                  "gives no position IDs (sequential positions), so there are none to predict; use "
                                  "a coupled task (e.g. sparse_parity_scratchpad, var_chain with positions: coupled)")
+        return self
+
+    @model_validator(mode="after")
+    def _pose_fits(self):
+        window = self.train.pose_window
+        if window is not None:
+            if self.model.positional == "randomized":
+                raise ValueError("train.pose_window: PoSE and randomized positions both redraw position IDs; use one")
+            need = self.task.build().seq_len(self.task.train_lengths[1])
+            if window < need:
+                raise ValueError(f"train.pose_window={window} is shorter than the longest training example ({need} tokens)")
         return self
 
     def key(self) -> str:

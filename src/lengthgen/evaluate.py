@@ -22,6 +22,7 @@ import torch
 
 from .data import EVAL_STREAM, IGNORE, Batch, batches, eval_examples
 from .groups import group_name
+from .lm_eval import evaluate_contexts
 from .positions import with_positions
 from .ppc import position_hits
 from .tasks import Example, Task
@@ -138,9 +139,13 @@ def _rows(lo, hi, grp, s) -> list[dict]:
 
 
 def evaluate(model, task: Task, bins, examples_per_bin: int, batch_size: int, device, bf16=False,
-             greedy=True) -> list[dict]:
-    """Metric rows (lo, hi, grp, metric, value, count) for every bin and breakdown group."""
+             greedy=True, train_length: int | None = None) -> list[dict]:
+    """Metric rows (lo, hi, grp, metric, value, count) for every bin and breakdown group; for
+    language modelling (`task.evaluation == "context_buckets"`), loss per position bucket at each
+    context (lm_eval.py; `train_length` is the context the model was trained at)."""
     model.eval()
+    if task.evaluation == "context_buckets":
+        return evaluate_contexts(model, task, bins, examples_per_bin, batch_size, device, bf16, train_length)
     rows = []
     breakdown = task.breakdown()
     for lo, hi in bins:

@@ -167,6 +167,10 @@ class ResultsStore:
     def plots_dir(self) -> Path:
         return self.root / "plots"
 
+    def cache_dir(self) -> Path:
+        """What tasks derive from their parameters and reuse across runs (the LM task's tokenizer)."""
+        return self.root / "cache"
+
     def save_checkpoint(self, key: str, checkpoint: dict) -> None:
         save_torch(checkpoint, self.checkpoint_path(key))
 

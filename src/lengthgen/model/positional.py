@@ -130,16 +130,32 @@ class Sinusoidal(PositionalScheme):
 
 @register_scheme("rope")
 class Rotary(PositionalScheme):
-    """Rotary embeddings (Su et al. 2021): rotate query/key pairs by position-dependent angles."""
+    """Rotary embeddings (Su et al. 2021): rotate query/key pairs by position-dependent angles.
 
-    def __init__(self, d_model, n_heads, max_positions, base: float = 10000.0):
+    Context extension (for a model trained at context L run at αL; usually set at evaluation by
+    `set_extension`, lm_eval.py): `scale` = α is position interpolation (Chen et al. 2023),
+    every ID divided by α; `ntk_factor` = α is NTK-aware scaling (bloc97 2023), the base raised
+    to base·α^(d/(d−2)) for head dimension d. Both default to 1 (plain RoPE).
+    """
+
+    def __init__(self, d_model, n_heads, max_positions, base: float = 10000.0, scale: float = 1.0,
+                 ntk_factor: float = 1.0):
         super().__init__(d_model, n_heads, max_positions)
-        head_dim = d_model // n_heads
-        if head_dim % 2:
-            raise ValueError(f"rope needs an even head dimension, got d_model/n_heads = {head_dim}")
-        base = frequency_base("rope", base)
-        inv = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        self.register_buffer("inv_freq", inv, persistent=False)
+        self.head_dim, self.base = d_model // n_heads, frequency_base("rope", base)
+        if self.head_dim % 2:
+            raise ValueError(f"rope needs an even head dimension, got d_model/n_heads = {self.head_dim}")
+        self.register_buffer("inv_freq", torch.zeros(self.head_dim // 2), persistent=False)
+        self.set_extension(scale, ntk_factor)
+
+    def set_extension(self, scale: float = 1.0, ntk_factor: float = 1.0) -> None:
+        if scale <= 0 or ntk_factor < 1:
+            raise ValueError(f"rope: scale must be > 0 and ntk_factor >= 1, got {scale}, {ntk_factor}")
+        if ntk_factor != 1 and self.head_dim < 4:
+            raise ValueError(f"rope: ntk_factor needs a head dimension >= 4, got {self.head_dim}")
+        self.scale, self.ntk_factor = scale, ntk_factor
+        base = self.base * ntk_factor ** (self.head_dim / (self.head_dim - 2)) if ntk_factor != 1 else self.base
+        dims = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=self.inv_freq.device)
+        self.inv_freq = base ** (-dims / self.head_dim) / scale
 
     def rotate(self, q, k, position_ids):
         angle = position_ids.float()[:, None, :, None] * self.inv_freq  # [B, 1, T, Dh/2]

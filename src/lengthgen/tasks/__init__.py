@@ -2,7 +2,7 @@
 
 from .base import (BOS, EOS, FIRST_SYMBOL, PAD, SEP, SPECIALS, Example, Task, Vocab, available_tasks, make_task,
                    register_task)
-from . import sparse, algorithmic, coupled, formal  # noqa: E402,F401  (registers every family)
+from . import sparse, algorithmic, coupled, formal, language  # noqa: E402,F401  (registers every family)
 
 __all__ = ["Example", "Task", "Vocab", "make_task", "register_task", "available_tasks",
            "PAD", "BOS", "SEP", "EOS", "FIRST_SYMBOL", "SPECIALS"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -97,6 +98,11 @@ class Task(ABC):
     default_train_lengths: ClassVar[tuple[int, int]] = (1, 50)
     default_eval_bins: ClassVar[tuple[tuple[int, int], ...]] = ((1, 50), (51, 100), (101, 150))
     min_length: ClassVar[int] = 1
+    # How `evaluate` scores the task: "length_bins" (accuracy per input-length bin, DESIGN §3) or
+    # "context_buckets" (language modelling: loss per position bucket at each context, DESIGN §4.5,
+    # lm_eval.py).
+    evaluation: ClassVar[str] = "length_bins"
+    default_metric: ClassVar[str] = "exact_match_greedy"  # what `lengthgen run` reports
 
     vocab: Vocab
 
@@ -149,6 +155,11 @@ class Task(ABC):
     def check_length(self, length: int) -> None:
         if not self.is_valid_length(length):
             raise ValueError(f"task {self.name!r} has no string of length {length}: {self.length_rule()}")
+
+    def set_cache_dir(self, directory: Path) -> None:
+        """Where the task may keep what it derives from its parameters and reuses across runs (the
+        LM task's trained tokenizer): the results root's `cache/`, given by whoever builds the task
+        for a run. Tasks that derive nothing ignore it."""
 
     def render(self, ex: Example) -> str:
         """Human-readable form of an example: the full sequence, answer included."""

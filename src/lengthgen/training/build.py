@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -11,7 +12,7 @@ from ..config import RunConfig, load_run_config
 from ..data import IGNORE, Batch
 from ..evaluate import autocast
 from ..model import Output, Transformer
-from ..positions import table_size, uses_offsets
+from ..positions import PositionSampler, pose_position_ids, table_size, uses_offsets
 from ..ppc import position_loss
 from ..store import load_torch
 from ..tasks import Task
@@ -42,9 +43,17 @@ def offset_length(cfg: RunConfig) -> int | None:
 
 def build_model(cfg: RunConfig, task: Task) -> Transformer:
     m = cfg.model
-    size = m.max_positions or table_size(task, cfg.task.train_lengths, longest_length(cfg),
-                                         cfg.train.position_offset != "none")
+    size = m.max_positions or max(table_size(task, cfg.task.train_lengths, longest_length(cfg),
+                                             cfg.train.position_offset != "none"), cfg.train.pose_window or 0)
     return Transformer(m, vocab_size=len(task.vocab), max_positions=size)
+
+
+def train_position_sampler(cfg: RunConfig, model: Transformer) -> PositionSampler | None:
+    """The transform redrawing each training example's IDs: PoSE when `train.pose_window` is set,
+    else the scheme's own (randomized positions), else none."""
+    if cfg.train.pose_window is not None:
+        return functools.partial(pose_position_ids, cfg.train.pose_window, cfg.train.pose_chunks)
+    return model.pos.train_position_sampler()
 
 
 def lr_factor(step: int, cfg: RunConfig) -> float:
@@ -100,8 +109,9 @@ def run_record(cfg: RunConfig, model: Transformer) -> dict:
     return config
 
 
-def load_model(path, device="cpu") -> tuple[Transformer, RunConfig]:
-    """A finished run's model and config from its model file (`ResultsStore.model_path`)."""
+def load_model(path, device="cpu", cache_dir=None) -> tuple[Transformer, RunConfig]:
+    """A finished run's model and config from its model file (`ResultsStore.model_path`);
+    `cache_dir`: where its task finds what it derived before (`ResultsStore.cache_dir`)."""
     try:
         ck = load_torch(path, device)
         config = dict(ck["config"])
@@ -110,6 +120,9 @@ def load_model(path, device="cpu") -> tuple[Transformer, RunConfig]:
         raise ValueError(f"{path} is not a readable lengthgen model file ({type(err).__name__}: {err})") from None
     cfg = load_run_config(config)
     m = cfg.model.model_copy(update={"max_positions": resolved["max_positions"]})
-    model = build_model(cfg.model_copy(update={"model": m}), cfg.task.build())
+    task = cfg.task.build()
+    if cache_dir is not None:
+        task.set_cache_dir(cache_dir)
+    model = build_model(cfg.model_copy(update={"model": m}), task)
     model.load_state_dict(ck["model"])
     return model.to(device), cfg

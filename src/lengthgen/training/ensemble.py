@@ -35,7 +35,7 @@ from ..model.stacked import StackedAdamW, clip_member_grads, select_members, sta
 from ..store import ResultsStore
 from ..tasks import Task
 from .build import (build_model, lr_factor, make_optimizer, make_schedule, offset_length, output_loss,
-                    resolve_device, run_record)
+                    resolve_device, run_record, train_position_sampler)
 from .lifecycle import (RunState, diverge, finish, id_check_due, load_checkpoint, log_step, save_checkpoint,
                         stops_early)
 
@@ -257,6 +257,7 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress=None,
         return [store.get_run(c.key()) for c in configs]
     cfg0 = todo[0][1]
     t, device, task = cfg0.train, resolve_device(cfg0.device), cfg0.task.build()
+    task.set_cache_dir(store.cache_dir())
     warn_if_slow_bf16(t.bf16, device)
     members, models, moments = [], [], []
     for index, cfg in todo:
@@ -273,7 +274,7 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress=None,
     ensemble.retire([m for m, mb in enumerate(members) if mb.state.step >= t.steps or not mb.state.running])
     workers = cfg0.data_workers
     with TrainBatches(task, t.batch_size, cfg0.task.train_lengths, offset_length(cfg0),
-                      ensemble.shell.pos.train_position_sampler(), workers=workers, stop=t.steps,
+                      train_position_sampler(cfg0, ensemble.shell), workers=workers, stop=t.steps,
                       lookahead=max(1, 2 * workers // len(members))) as draw:
         while ensemble.members:
             values = ensemble.step([draw(mb.cfg.seed, mb.state.step) for mb in ensemble.members])

@@ -20,7 +20,8 @@ from ..model import Transformer
 from ..model.penalty import positional_attention_penalty
 from ..store import ResultsStore
 from ..tasks import Task
-from .build import build_model, loss_on, make_optimizer, make_schedule, offset_length, resolve_device, run_record
+from .build import (build_model, loss_on, make_optimizer, make_schedule, offset_length, resolve_device, run_record,
+                    train_position_sampler)
 from .distributed import DataParallel
 from .lifecycle import RunState, diverge, finish, is_done, load_checkpoint, log_step, save_checkpoint, stops_early
 
@@ -47,6 +48,7 @@ def start_run(cfg: RunConfig, store: ResultsStore, device, force: bool) -> Run:
     warn_if_slow_bf16(cfg.train.bf16, device)
     torch.manual_seed(cfg.seed)
     task = cfg.task.build()
+    task.set_cache_dir(store.cache_dir())
     model = build_model(cfg, task).to(device)
     opt = make_optimizer(model, cfg)
     sched = make_schedule(opt, cfg)
@@ -114,7 +116,7 @@ def train_steps(run: Run, store: ResultsStore, dp: DataParallel, started: float,
     cfg, state, t = run.cfg, run.state, run.cfg.train
     net = dp.wrap(run.model)
     with TrainBatches(run.task, t.batch_size, cfg.task.train_lengths, offset_length(cfg),
-                      run.model.pos.train_position_sampler(), workers=cfg.data_workers, stop=t.steps) as draw:
+                      train_position_sampler(cfg, run.model), workers=cfg.data_workers, stop=t.steps) as draw:
         while state.step < t.steps and state.running:
             batch, share = dp.shard(draw(cfg.seed, state.step))
             loss = train_step(run, net, batch, share, dp)
