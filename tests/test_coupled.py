@@ -34,20 +34,21 @@ def digits_value(digits_msb_first):
 
 
 @SETTINGS
-@given(seeds, st.integers(1, 30))
-def test_coupled_addition_sum_and_shared_ids(seed, n):
-    task, ex = sample("coupled_addition", seed, n)
+@given(seeds, st.integers(1, 30), st.sampled_from(["independent", "equal"]))
+def test_coupled_addition_sum_and_shared_ids(seed, n, operands):
+    task, ex = sample("coupled_addition", seed, n, operands=operands)
     prompt, answer = split(task, ex)
     a, b = prompt[:n], prompt[n + 1:]
     assert prompt[n] == "+" and len(a) == len(b) == n and len(answer) == n + 1
     assert digits_value(a) + digits_value(b) == digits_value(answer[::-1])
     seq, ids = full_sequence(task, ex)[:-1], ex.position_ids
-    for i in range(n + 1):  # exactly the digits of significance i carry ID i+1
-        sharing = [t for t in range(len(seq)) if ids[t] == i + 1]
+    for i in range(n + 1):  # exactly the digits of significance i carry ID i+2 (Cho et al., start 1)
+        sharing = [t for t in range(len(seq)) if ids[t] == i + 2]
         expected = [n - i, 2 * n + 1 - i] if i < n else []
         assert sharing == expected + [ex.answer_start + 1 + i]
-    specials = [t for t in range(len(seq)) if seq[t] in ("<bos>", "+", "<sep>")]
-    assert all(ids[t] == 0 for t in specials)
+    assert ids[0] == 0 and seq[0] == "<bos>"
+    assert [ids[t] for t in range(len(seq)) if seq[t] in ("+", "<sep>")] == [1, 1]
+    assert ex.offset_from == 1  # the random start leaves <bos> at ID 0
     assert ex.loss_mask.sum() == n + 2 and ex.loss_mask[ex.answer_start:].all()
 
 
