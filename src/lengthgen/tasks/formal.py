@@ -817,5 +817,5 @@ FORMAL_TASKS = tuple(sorted(name for name, cls in TASKS.items() if issubclass(cl
 
 # `lengthgen tasks NAME` shows each format: say there which sampler is the paper's.
 for _name in FORMAL_TASKS:
-    TASKS[_name].format += (" Sampler (param `sampler`): official (default; the paper's generators, see the "
-                            "formal.py docstring) or uniform (ours).")
+    TASKS[_name].format += ("; sampler (param `sampler`): official (default; the paper's generators, see the "
+                            "formal.py docstring) or uniform (ours)")
