@@ -92,7 +92,9 @@ RULES = {
     "parity": check_parity,
     "addition": check_addition,
 }
-TASKS = {name: make_task(name) for name in NAMES}
+# addition with separator=True keeps the common `<sep>` frame checked here; the paper's layout
+# (no <sep> after `=`) is tested in test_fidelity_algorithmic.py.
+TASKS = {name: make_task(name, **({"separator": True} if name == "addition" else {})) for name in NAMES}
 
 
 def check_example(name, n, ex):
@@ -162,13 +164,13 @@ def test_max_offset_ranges(name, max_length):
             expected = max_length - n
         elif name in WHOLE_SEQUENCE_ANSWER:
             expected = 2 * (max_length - n)
-        else:
-            expected = 2 * max_length - n
+        else:  # 2·max_length − the whole sequence with its longest answer: <bos>, n, <sep>, n−2, <eos>
+            expected = max(0, 2 * max_length - (n + 3 + n - 2))
         assert task.max_offset(n, max_length) == expected
 
 
 @pytest.mark.parametrize("name, length", [
-    *[(name, 0) for name in NAMES],
+    *[(name, 0) for name in NAMES if name != "parity"],  # parity allows n = 0, as the paper
     ("bin_majority_interleave", 4), ("bin_majority_interleave", 50),
     ("unique_copy", 151), ("sort", 151), ("addition", 3),
 ])
@@ -183,7 +185,7 @@ def test_valid_lengths_rules():
     assert list(TASKS["bin_majority_interleave"].valid_lengths(1, 10)) == [3, 6, 9]
     assert list(TASKS["sort"].valid_lengths(140, 200)) == list(range(140, 151))
     assert list(TASKS["addition"].valid_lengths(1, 6)) == [4, 5, 6]
-    assert list(TASKS["parity"].valid_lengths(0, 3)) == [1, 2, 3]
+    assert list(TASKS["parity"].valid_lengths(0, 3)) == [0, 1, 2, 3]
 
 
 def decoded_inputs(name, n, count, seed=11):

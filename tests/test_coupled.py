@@ -34,20 +34,21 @@ def digits_value(digits_msb_first):
 
 
 @SETTINGS
-@given(seeds, st.integers(1, 30))
-def test_coupled_addition_sum_and_shared_ids(seed, n):
-    task, ex = sample("coupled_addition", seed, n)
+@given(seeds, st.integers(1, 30), st.sampled_from(["independent", "equal"]))
+def test_coupled_addition_sum_and_shared_ids(seed, n, operands):
+    task, ex = sample("coupled_addition", seed, n, operands=operands)
     prompt, answer = split(task, ex)
     a, b = prompt[:n], prompt[n + 1:]
     assert prompt[n] == "+" and len(a) == len(b) == n and len(answer) == n + 1
     assert digits_value(a) + digits_value(b) == digits_value(answer[::-1])
     seq, ids = full_sequence(task, ex)[:-1], ex.position_ids
-    for i in range(n + 1):  # exactly the digits of significance i carry ID i+1
-        sharing = [t for t in range(len(seq)) if ids[t] == i + 1]
+    for i in range(n + 1):  # exactly the digits of significance i carry ID i+2 (Cho et al., start 1)
+        sharing = [t for t in range(len(seq)) if ids[t] == i + 2]
         expected = [n - i, 2 * n + 1 - i] if i < n else []
         assert sharing == expected + [ex.answer_start + 1 + i]
-    specials = [t for t in range(len(seq)) if seq[t] in ("<bos>", "+", "<sep>")]
-    assert all(ids[t] == 0 for t in specials)
+    assert ids[0] == 0 and seq[0] == "<bos>"
+    assert [ids[t] for t in range(len(seq)) if seq[t] in ("+", "<sep>")] == [1, 1]
+    assert ex.offset_from == 1  # the random start leaves <bos> at ID 0
     assert ex.loss_mask.sum() == n + 2 and ex.loss_mask[ex.answer_start:].all()
 
 
@@ -174,7 +175,9 @@ def test_random_start_reaches_the_longest_ids(name):
         assert max(ex.position_ids) + task.max_offset(n, longest) <= top
     batch = train_batch(task, seed=3, step=0, batch_size=64, lengths=(4, 12), offset_max_length=longest)
     assert int(batch.position_ids.max()) <= top and int(batch.position_ids.min()) >= 0
-    assert len({int(p[0]) for p in batch.position_ids}) > 5  # starts vary across the batch
+    starts = {int(p[e.offset_from]) for p, e in zip(batch.position_ids, batch.examples)}
+    assert len(starts) > 5  # starts vary across the batch
+    assert all(int(p[0]) == 0 for p, e in zip(batch.position_ids, batch.examples) if e.offset_from)  # <bos> stays
 
 
 def test_bad_parameters_fail_with_allowed_values():

@@ -133,7 +133,7 @@ def test_early_stop_freezes_only_the_member_that_stopped(tmp_path):
             "model": {"n_layers": 1, "n_heads": 2, "d_model": 16},
             "train": {"steps": 60, "batch_size": 16, "eval_every": 10, "eval_examples": 64, "early_stop_acc": 0.9},
             "eval": {"examples_per_bin": 20, "greedy": False}}
-    fast, slow = member(0, 3e-3, base), member(0, 1e-5, base)
+    fast, slow = member(1, 3e-3, base), member(1, 1e-5, base)  # seed 1 at 3e-3 reaches 0.9 by step 40
     solo = ResultsStore(tmp_path / "alone")
     train_run(fast, solo)
     store = ResultsStore(tmp_path / "ensemble")

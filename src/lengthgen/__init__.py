@@ -1,3 +1,3 @@
 """lengthgen: length generalization of small decoder-only transformers."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .positions import PositionSampler, draw_offsets, example_ids, pad_ids, with_positions
+from .positions import PositionSampler, draw_offsets, pad_ids, shifted_ids, with_positions
 from .procs import exit_with_parent
 from .tasks import PAD, Example, Task
 
@@ -54,7 +54,7 @@ def collate(examples: list[Example], offsets=None) -> Batch:
         n = len(e.inputs)
         inputs[b, :n] = e.inputs
         targets[b, :n] = np.where(e.loss_mask, e.targets, IGNORE)
-        positions[b] = pad_ids(example_ids(e) + (0 if offsets is None else offsets[b]), T)
+        positions[b] = pad_ids(shifted_ids(e, 0 if offsets is None else offsets[b]), T)
     return Batch(torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(positions), examples)
 
 
@@ -64,9 +64,8 @@ def train_batch(task: Task, seed: int, step: int, batch_size: int, lengths: tupl
     position offset (`positions.draw_offsets`, APE: DESIGN §4.2). With `position_sampler`
     (randomized positions), each example's IDs are redrawn."""
     rng = np.random.default_rng([seed, step])
-    valid = task.valid_lengths(*lengths)
-    ns = [int(valid[i]) for i in rng.integers(0, len(valid), batch_size)]
-    examples = [task.sample(rng, n) for n in ns]
+    examples = [task.sample_window(rng, *lengths) for _ in range(batch_size)]  # lengths as the task draws them
+    ns = [e.length for e in examples]
     offsets = None if offset_max_length is None else draw_offsets(rng, task, ns, offset_max_length)
     if position_sampler is not None:
         examples = with_positions(examples, position_sampler, rng)
@@ -173,8 +172,7 @@ def eval_examples(task: Task, lo: int, hi: int, count: int, tag: int = 0, **over
     only on (task parameters, bin, tag, overrides), never on a training seed."""
     key = [EVAL_STREAM, tag, lo, hi] + [int(v) for v in overrides.values()]
     rng = np.random.default_rng(key)
-    valid = task.valid_lengths(lo, hi)
-    return [task.sample(rng, valid[int(rng.integers(len(valid)))], **overrides) for _ in range(count)]
+    return [task.sample_window(rng, lo, hi, **overrides) for _ in range(count)]
 
 
 def batches(examples: list[Example], batch_size: int):

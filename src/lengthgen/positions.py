@@ -5,12 +5,14 @@ model consumes whatever IDs it is given. What happens to them between the two is
 
 - sequential IDs and the IDs of an example (`example_ids`);
 - random training offsets: which runs use them (`uses_offsets`), how far an example may be shifted
-  (`max_offset`; a task family may fix its own range, DESIGN §4.2) and the draw (`draw_offsets`);
+  (`max_offset`; a task family may fix its own range, DESIGN §4.2), the draw (`draw_offsets`) and
+  the shift itself (`shifted_ids`, from the example's `offset_from` on);
 - the size of a learned position table that serves every evaluation length and every shifted
   training example (`table_size`);
 - random subsets of IDs (Ruoss et al.'s randomized positions, `subset_positions`), applied to
   training and evaluation examples (`with_positions`) when the positional scheme asks for them;
-- padding IDs (`pad_ids`: padding repeats the last real ID, so it stays inside the table).
+- padding IDs (`pad_ids`: padding repeats the last real ID, so it stays inside the table);
+- PoSE (`pose_position_ids`): skip-wise IDs that let a short window cover a longer target window.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ PositionSampler = Callable[[np.random.Generator, np.ndarray], np.ndarray]
 def example_ids(example: Example) -> np.ndarray:
     """The example's own IDs, or the sequential 0..T-1."""
     return np.arange(len(example.inputs)) if example.position_ids is None else example.position_ids
+
+
+def shifted_ids(example: Example, offset: int) -> np.ndarray:
+    """The example's IDs with a training offset added from `example.offset_from` on (Cho et al.'s
+    random start leaves <bos> at ID 0)."""
+    ids = example_ids(example).copy()
+    ids[example.offset_from:] += offset
+    return ids
 
 
 def pad_ids(ids: np.ndarray, length: int) -> np.ndarray:

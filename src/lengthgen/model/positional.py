@@ -325,8 +325,8 @@ class Abacus(PositionalScheme):
     within its number, taken from the data-provided position IDs, added to the token embedding;
     sequence order comes from a `base` scheme (default NoPE; the paper also pairs it with FIRE)
     applied to the plain sequence index 0..T-1. With the coupled tasks' IDs (e.g.
-    coupled_addition: a digit of significance i has ID i+1, other tokens 0) these are exactly the
-    Abacus indices. The table is finite, so training uses random offsets (the random start of
+    coupled_addition: a digit of significance i has ID i+2, + and <sep> 1, <bos> 0) these are the
+    Abacus indices up to a constant shift. The table is finite, so training uses random offsets (the random start of
     McLeish et al.), which shift every ID of an example, non-digit tokens included.
     """
 

@@ -14,15 +14,23 @@ x1..xn, `<sep>` sits at index n+1 (`answer_start`) and the loss covers the answe
     parity                   bits, #ones uniform in [0,n]             `even` or `odd` (#ones)
     addition                 `a + b =` in binary, MSB first           a+b in binary, MSB first
 
-Valid lengths: n ≥ 1; bin_majority_interleave needs n to be a multiple of 3; unique_copy and
-sort need n ≤ 150 (the vocabulary); addition needs n ≥ 4. `sample` raises ValueError for any
-other n, and `valid_lengths(lo, hi)` lists the valid lengths of a bin, so training and
-evaluation draw only those.
+Valid lengths: n ≥ 1 (parity: n ≥ 0, as the official code's window (0, 50), which only parity
+does not clamp); bin_majority_interleave needs n to be a multiple of 3; unique_copy and sort
+need n ≤ 150 (the vocabulary); addition needs n ≥ 4. `sample` raises ValueError for any other
+n, and `valid_lengths(lo, hi)` lists the valid lengths of a bin, so training and evaluation
+draw only those. Lengths within a window are uniform (`sample_window`), as in the official
+code, except bin_majority_interleave, which rounds a uniform total length to a multiple of 3
+as the official code does.
 
-APE random offsets (DESIGN §4.2, with `max_length` in place of the paper's 150): offset ∈
-[0, max_length−n] for the tasks with a short answer (both majorities, the interleaved one with
-its three answer tokens, parity), [0, 2(max_length−n)] for unique_copy, repeat_copy and sort,
-[0, 2·max_length−n] for addition.
+APE random offsets (DESIGN §4.2, with the longest length served, `longest`, in place of the paper's 150): offset ∈
+[0, longest−n] for the tasks with a short answer (both majorities, the interleaved one with
+its three answer tokens, parity), [0, 2(longest−n)] for unique_copy, repeat_copy and sort,
+and for addition [0, 2·longest − (the whole sequence)], the whole sequence counted with its
+longest possible answer (the official code uses the example's own answer), so addition's
+position table has 2·longest rows (300).
+
+Official source: lacoco-lab/length_generalization, algorithmic/language_modeling_train.py
+(the *Dataset classes).
 """
 
 from __future__ import annotations
@@ -123,20 +131,48 @@ class BinMajorityInterleave(_Algorithmic):
     summary = "majority bits of three interleaved binary strings"
     format = ("<bos> x1 … xn <sep> y1 y2 y3 <eos>; n = 3m; three tie-free binary strings s1, s2, s3 of "
               "length m (each drawn as in bin_majority) interleaved as s1[0] s2[0] s3[0] s1[1] …; "
-              "yi = the majority bit of si. E.g. <bos> 0 1 1 0 1 0 1 0 0 <sep> 0 1 0 <eos>")
+              "yi = the majority bit of si. E.g. <bos> 0 1 1 0 1 0 1 0 0 <sep> 0 1 0 <eos>. Lengths within a window: "
+              "the official rounding of a uniform total to a multiple of 3. answer_sep=true: our reading of the "
+              "official logs' `bin_majority_interleave_sep` (absent from the released code; a guess, see "
+              "docs/fidelity.md): y1 <sep> y2 <sep> y3, the <sep>s scored too; the paper's released task: false")
     symbols = ("0", "1")
     length_period = 3
     min_length = 3
     default_train_lengths = (3, 48)
     default_eval_bins = ((3, 48), (51, 99), (102, 150))
 
+    def __init__(self, answer_sep: bool = False):
+        self.answer_sep = bool(answer_sep)
+        super().__init__()
+
     def draw(self, rng, n):
         strings = [tie_free_bits(rng, n // 3) for _ in range(3)]
         # Row-major flattening of the [m, 3] stack puts position j of every string together.
         return np.stack(strings, axis=1).reshape(-1), np.array([majority_bit(s) for s in strings])
 
+    def sample(self, rng, length):
+        if not self.answer_sep:
+            return super().sample(rng, length)
+        self.check_length(length)
+        xs, answer = self.draw(rng, length)
+        ys = np.stack([np.full(3, SEP), FIRST_SYMBOL + answer], axis=1).reshape(-1)[1:]  # y1 <sep> y2 <sep> y3
+        seq = np.concatenate([[BOS], FIRST_SYMBOL + xs, [SEP], ys, [EOS]])
+        return sequence_example(seq, answer_start=length + 1, length=length)
+
+    def sample_window(self, rng, lo, hi, **overrides):
+        """The official rounding: a total length uniform in [max(3, lo), hi], rounded to the
+        nearest multiple of 3 and moved back inside the window if rounding left it."""
+        lo = max(3, lo)
+        total = int(rng.integers(lo, hi + 1))
+        m = round(total / 3)  # total/3 never ends in .5, so Python's rounding rule plays no part
+        if 3 * m > hi:
+            m -= 1
+        if 3 * m < lo:
+            m += 1
+        return self.sample(rng, 3 * m, **overrides)
+
     def max_answer_len(self, n):
-        return 3
+        return 5 if self.answer_sep else 3
 
 
 class _WholeSequenceAnswer(_Algorithmic):
@@ -204,9 +240,12 @@ class Parity(_Algorithmic):
     name = "parity"
     summary = "parity of the number of ones in a binary string"
     format = ("<bos> x1 … xn <sep> y <eos>; x ∈ {0,1} with the number of ones uniform in [0,n]; "
-              "y = `even` or `odd`, the parity of that number (own tokens, not bits). "
-              "E.g. <bos> 1 0 1 <sep> even <eos>")
+              "y = `even` or `odd`, the parity of that number (own tokens, not bits); n = 0 allowed (the paper's "
+              "window [0, 50]). E.g. <bos> 1 0 1 <sep> even <eos>")
     symbols = ("0", "1", "even", "odd")
+    min_length = 0  # the official window (0, 50) includes the empty string (answer: even)
+    default_train_lengths = (0, 50)
+    default_eval_bins = ((0, 50), (51, 100), (101, 150))
 
     def draw(self, rng, n):
         ones = int(rng.integers(0, n + 1))
@@ -222,14 +261,30 @@ class Parity(_Algorithmic):
 class Addition(_Algorithmic):
     name = "addition"
     summary = "binary addition, most significant bit first"
-    format = ("<bos> a + b = <sep> s <eos>; a, b, s in binary, most significant bit first, no leading "
-              "zeros (0 is the single digit 0); n = len(a) + len(b) + 2 counts the `+` and `=`; "
-              "len(a) is uniform in [1, n−3] and len(b) = n−2−len(a); a one-digit operand is 0 or 1, a "
-              "longer one is 1 followed by uniform bits; s = a + b. E.g. <bos> 1 0 1 + 1 1 = <sep> 1 0 0 0 <eos>")
+    format = ("<bos> a + b = s <eos> (the paper's: `=` ends the prompt; separator=true inserts our earlier <sep> "
+              "after `=`); a, b, s in binary, most significant bit first, no leading zeros (0 is the single digit "
+              "0); n = len(a) + len(b) + 2 counts the `+` and `=`; len(a) is uniform in [1, n−3] and len(b) = "
+              "n−2−len(a); a one-digit operand is 0 or 1, a longer one is 1 followed by uniform bits; s = a + b. "
+              "E.g. <bos> 1 0 1 + 1 1 = 1 0 0 0 <eos>")
     symbols = ("0", "1", "+", "=")
     min_length = 4
     default_train_lengths = (4, 50)
     default_eval_bins = ((4, 50), (51, 100), (101, 150))
+
+    def __init__(self, separator: bool = False):
+        self.separator = bool(separator)
+        super().__init__()
+
+    def sample(self, rng, length):
+        if self.separator:
+            return super().sample(rng, length)
+        self.check_length(length)
+        xs, answer = self.draw(rng, length)  # xs ends with `=`, which predicts the first answer digit
+        seq = np.concatenate([[BOS], FIRST_SYMBOL + xs, FIRST_SYMBOL + answer, [EOS]])
+        return sequence_example(seq, answer_start=length, length=length)
+
+    def seq_len(self, length):
+        return super().seq_len(length) - (0 if self.separator else 1)
 
     @staticmethod
     def operand(rng, digits: int) -> np.ndarray:
@@ -250,4 +305,5 @@ class Addition(_Algorithmic):
         return n - 2
 
     def max_offset(self, length, longest):
-        return max(0, 2 * longest - length)
+        # The official bound 2·longest − (whole sequence, <bos> to <eos>), with the longest answer.
+        return max(0, 2 * longest - (self.seq_len(length) + 1))

@@ -59,6 +59,9 @@ class Example:
     answer_start: int | None = None  # index of <sep>; None for labelling tasks
     position_ids: np.ndarray | None = None  # int64 [T]; None = arange(T)
     info: dict[str, Any] = field(default_factory=dict)  # e.g. {"k": 3}
+    # The random training position offset shifts position IDs from this index on; the tokens
+    # before it keep their ID (Cho et al.: <bos> stays at ID 0 under the random start).
+    offset_from: int = 0
 
     def __post_init__(self):
         T = len(self.inputs)
@@ -113,6 +116,15 @@ class Task(ABC):
     @abstractmethod
     def seq_len(self, length: int) -> int:
         """Upper bound on the number of input tokens T of an example of input length `length`."""
+
+    def sample_window(self, rng: np.random.Generator, lo: int, hi: int, **overrides) -> Example:
+        """One example with input length in the window [lo, hi], drawn as the task's reference
+        generator draws it. Default: a length uniform over `valid_lengths(lo, hi)`, then `sample`.
+        Tasks whose reference code draws lengths its own way (independent operand lengths,
+        formal-language generators) override this; `sample(rng, n)` stays the same generator
+        conditioned on the length n."""
+        valid = self.valid_lengths(lo, hi)
+        return self.sample(rng, int(valid[int(rng.integers(len(valid)))]), **overrides)
 
     def breakdown(self) -> dict[str, list]:
         """Variables evaluation reports separately, with their values, e.g. {"k": [1, 2, 3]}."""

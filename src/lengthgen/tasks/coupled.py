@@ -9,7 +9,7 @@ sequence. Every task here returns its IDs as `Example.position_ids`; the task pa
     positions="sequential"  position_ids=None, i.e. 0..T-1
 
 Random start ID. The coupled IDs below start at 0; training shifts every ID of an example by a
-random start drawn uniformly from [0, task.max_offset(n, max_length)], the training-time position
+random start drawn uniformly from [0, task.max_offset(n, longest)], the training-time position
 offset that `data.train_batch` already draws for schemes with a position table (and for PPC, whose
 head predicts absolute IDs), and evaluation uses start 0. The task therefore never needs to know
 whether it is being trained: `max_offset` is chosen so that the largest shifted ID of a short
@@ -19,11 +19,18 @@ example uses has been trained.
 Content-independent coupling (the correct IDs follow from the format alone):
 
     coupled_addition     <bos> a_{n-1} … a_0 + b_{n-1} … b_0 <sep> s_0 s_1 … s_n <eos>
-        decimal operands of exactly n digits (zero-padded, most significant first), the sum
-        reversed (least significant first) with n+1 digits (zero-padded). IDs: a_i, b_i and s_i
-        (significance i) share ID i+1, s_n gets n+1, and <bos>, +, <sep> get 0. Every answer
-        digit is then predicted at ID distance +1 (a_i, b_i) and 0 (the carry from a_{i-1},
-        b_{i-1}, s_{i-1}) from the token that predicts it.
+        decimal addition as Cho et al. (HanseulJo/position-coupling, src/data/addition.py):
+        the operands have independently drawn digit counts (`operands: independent`, the
+        paper's; uniform over the window in `sample_window`, and given the length n = the longer
+        operand's digit count in `sample`), no leading zeros (a 1-digit operand may be 0), the
+        shorter one zero-padded to n digits, most significant first; the sum reversed (least
+        significant first) and zero-padded to n+1 digits. `operands: equal` is our earlier
+        sampler: both operands exactly n uniform digits (leading zeros allowed). IDs (their
+        AdditionDatasetWithCoupledPositions with start 1): <bos> 0; + and <sep> (their `=`) the
+        start ID 1; a_i, b_i and s_i (significance i) share ID i+2. The random start shifts
+        every ID but <bos>'s (`Example.offset_from = 1`). Every answer digit is then predicted
+        at ID distance +1 (a_i, b_i) and 0 (the carry from a_{i-1}, b_{i-1}, s_{i-1}) from the
+        token that predicts it.
     coupled_copy         <bos> x1 … xn <sep> x1 … xn <eos>; output i shares input i's ID i;
         <bos> and <sep> get 0.
     coupled_parity       <bos> x1 … xn <sep> p1 … pn <eos>; p_i = x1 ⊕ … ⊕ x_i, the running
@@ -31,7 +38,8 @@ Content-independent coupling (the correct IDs follow from the format alone):
     index_hints_addition the index-hints baseline (Zhou et al. 2024), sequential IDs only:
         <bos> h(c+n-1) a_{n-1} … h(c) a_0 + h(c+n-1) b_{n-1} … h(c) b_0 <sep> h(c) s_0 … h(c+n) s_n <eos>
         with the operands and sum of coupled_addition and hint tokens h0…h(H-1) (H =
-        `hint_vocab`) marking significance; the hint start c is drawn uniformly from
+        `hint_vocab`) marking significance (operands drawn as `operands` says); the hint start c
+        is drawn uniformly from
         [0, H-n-1] for every example (training and evaluation alike), so short training
         examples train every hint token. The hints in the answer are generated and scored.
 
@@ -130,44 +138,87 @@ def add_reversed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+OPERAND_MODES = ("independent", "equal")
+
+
 class _DecimalAddition(Task):
     default_train_lengths = (1, 8)
     default_eval_bins = ((1, 8), (9, 16), (17, 24), (25, 32))
+    operands: str
 
-    @staticmethod
-    def operands(rng, n):
-        """Two n-digit operands, every digit uniform (leading zeros allowed), MSB first."""
-        return rng.integers(0, 10, n), rng.integers(0, 10, n)
+    def check_operands(self, operands: str) -> str:
+        if operands not in OPERAND_MODES:
+            raise ValueError(f"task {self.name!r}: unknown operands {operands!r}; allowed: {', '.join(OPERAND_MODES)} "
+                             "(independent = Cho et al.'s, the paper's)")
+        return operands
+
+    def digit_counts(self, rng, n: int) -> tuple[int, int]:
+        """Digit counts of (a, b) whose maximum is n: Cho et al.'s independent uniform counts
+        conditioned on the maximum (uniform over the 2n-1 such pairs), or (n, n) for `equal`."""
+        if self.operands == "equal":
+            return n, n
+        k = int(rng.integers(2 * n - 1))
+        if k == 2 * n - 2:
+            return n, n
+        other = k // 2 + 1
+        return (n, other) if k % 2 == 0 else (other, n)
+
+    def operand(self, rng, digits: int, n: int) -> np.ndarray:
+        """An operand written with n digits, most significant first. `independent`: a number of
+        exactly `digits` digits (a 1-digit number is uniform in 0..9), zero-padded; `equal`: n
+        uniform digits."""
+        if self.operands == "equal":
+            return rng.integers(0, 10, n)
+        head = rng.integers(0, 10, 1) if digits == 1 else rng.integers(1, 10, 1)
+        return np.concatenate([np.zeros(n - digits, dtype=np.int64), head, rng.integers(0, 10, digits - 1)])
+
+    def sample(self, rng, length):
+        self.check_length(length)
+        return self.build(rng, length, *self.digit_counts(rng, length))
+
+    def sample_window(self, rng, lo, hi, **overrides):
+        if self.operands == "equal":
+            return super().sample_window(rng, lo, hi, **overrides)
+        valid = self.valid_lengths(lo, hi)
+        da, db = (int(valid[int(i)]) for i in rng.integers(0, len(valid), 2))
+        return self.build(rng, max(da, db), da, db)
+
+    def build(self, rng, n: int, da: int, db: int) -> Example:
+        """The example for n-digit (padded) operands with da and db real digits."""
+        raise NotImplementedError
 
 
 @register_task
 class CoupledAddition(_CoupledIDs, _DecimalAddition):
     name = "coupled_addition"
-    summary = "decimal addition, reversed answer, digits of equal significance share a position ID"
-    format = ("<bos> a_{n-1} … a_0 + b_{n-1} … b_0 <sep> s_0 … s_n <eos>; n-digit operands (zero-padded, MSB "
-              "first, digits uniform), sum reversed (LSB first) with n+1 digits; coupled IDs: a_i, b_i, s_i -> "
-              "i+1, <bos>/+/<sep> -> 0. E.g. <bos> 0 7 + 4 5 <sep> 2 5 0 <eos>, IDs 0 2 1 0 2 1 0 1 2 3")
+    summary = ("decimal addition, reversed answer, digits of equal significance share a position ID; "
+               "paper's choice (Cho et al.): operands=independent")
+    format = ("<bos> a_{n-1} … a_0 + b_{n-1} … b_0 <sep> s_0 … s_n <eos>; operands=independent (the paper's, Cho et "
+              "al.): digit counts drawn independently (uniform over the window), no leading zeros, the shorter "
+              "zero-padded to n = the longer's digits, MSB first; operands=equal: both exactly n uniform digits. Sum "
+              "reversed (LSB first) with n+1 digits. Coupled IDs: <bos> 0, + and <sep> the start 1, a_i, b_i, s_i -> "
+              "i+2; the random start shifts all but <bos>. E.g. <bos> 0 7 + 4 5 <sep> 2 5 0 <eos>, IDs 0 3 2 1 3 2 1 "
+              "2 3 4")
 
-    def __init__(self, positions: str = "coupled"):
+    def __init__(self, positions: str = "coupled", operands: str = "independent"):
         self.positions = check_positions(self.name, positions)
+        self.operands = self.check_operands(operands)
         self.vocab = Vocab(DIGITS + ("+",))
 
     def seq_len(self, length):
         return 3 * length + 4
 
     def max_id(self, length):
-        return length + 1
+        return length + 2
 
-    def sample(self, rng, length):
-        self.check_length(length)
-        n = length
-        a, b = self.operands(rng, n)
+    def build(self, rng, n, da, db):
+        a, b = self.operand(rng, da, n), self.operand(rng, db, n)
         s = add_reversed(a, b)
         plus = self.vocab["+"]
         seq = np.concatenate([[BOS], FIRST_SYMBOL + a, [plus], FIRST_SYMBOL + b, [SEP], FIRST_SYMBOL + s, [EOS]])
-        operand_ids = np.arange(n, 0, -1)
-        ids = np.concatenate([[0], operand_ids, [0], operand_ids, [0], np.arange(1, n + 2), [n + 2]])
-        return self.example(seq, ids, answer_start=2 * n + 2, length=n)
+        operand_ids = np.arange(n + 1, 1, -1)
+        ids = np.concatenate([[0], operand_ids, [1], operand_ids, [1], np.arange(2, n + 3), [n + 3]])
+        return self.example(seq, ids, answer_start=2 * n + 2, length=n, offset_from=1, info={"digits": (da, db)})
 
 
 @register_task
@@ -175,10 +226,11 @@ class IndexHintsAddition(_DecimalAddition):
     name = "index_hints_addition"
     summary = "decimal addition with index-hint tokens before every digit (baseline to coupling)"
     format = ("<bos> h(c+n-1) a_{n-1} … h(c) a_0 + h(c+n-1) b_{n-1} … h(c) b_0 <sep> h(c) s_0 … h(c+n) s_n <eos>; "
-              "operands and sum as in coupled_addition; hint start c uniform in [0, hint_vocab-n-1]; hints in the "
+              "operands (operands=independent, the paper's, or equal) and sum as in coupled_addition; hint start c uniform in [0, hint_vocab-n-1]; hints in the "
               "answer are scored. E.g. <bos> h4 0 h3 7 + h4 4 h3 5 <sep> h3 2 h4 5 h5 0 <eos>")
 
-    def __init__(self, hint_vocab: int = 64):
+    def __init__(self, hint_vocab: int = 64, operands: str = "independent"):
+        self.operands = self.check_operands(operands)
         if hint_vocab < 2:
             raise ValueError(f"task {self.name!r}: hint_vocab must be >= 2 (n+1 hints per example), got {hint_vocab}")
         self.hint_vocab = hint_vocab
@@ -198,10 +250,8 @@ class IndexHintsAddition(_DecimalAddition):
     def seq_len(self, length):
         return 6 * length + 5
 
-    def sample(self, rng, length):
-        self.check_length(length)
-        n = length
-        a, b = self.operands(rng, n)
+    def build(self, rng, n, da, db):
+        a, b = self.operand(rng, da, n), self.operand(rng, db, n)
         s = add_reversed(a, b)
         c = int(rng.integers(0, self.hint_vocab - n))
         hints = self.first_hint + c + np.arange(n + 1)  # hints[i] marks significance i
@@ -212,7 +262,7 @@ class IndexHintsAddition(_DecimalAddition):
         down = np.arange(n - 1, -1, -1)  # operands are written most significant first
         seq = np.concatenate([[BOS], hinted(a[::-1], down), [self.vocab["+"]], hinted(b[::-1], down), [SEP],
                               hinted(s, np.arange(n + 1)), [EOS]])
-        return sequence_example(seq, answer_start=4 * n + 2, length=n, info={"hint_start": c})
+        return sequence_example(seq, answer_start=4 * n + 2, length=n, info={"hint_start": c, "digits": (da, db)})
 
 
 @register_task

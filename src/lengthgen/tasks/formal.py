@@ -34,7 +34,24 @@ Counter languages (no public generator; our definitions, labelled next-viable wi
   arity 2) and ? (if-then-else, arity 3). A prefix is viable iff it still needs operands, so
   every flag is 1 while the expression is incomplete and all flags are 0 once it is complete.
 
-Samplers follow formal_languages.md with `length` fixed by the caller; the changes this forces:
+Samplers. Task parameter `sampler`: `official` (the default; the paper's numbers were measured
+under it) or `uniform` (our earlier samplers). `official` follows the official generators
+(lacoco-lab/length_generalization, formal_lang_suite/generators/; re-stated in
+formal_official.py): `sample_window(rng, lo, hi)` draws a string as their generator does for
+the window [lo, hi] (their length distribution: e.g. Tomita-7 and D-n concentrate near hi), and
+`sample(rng, n)` draws the same generator given the length n where it has such a form
+(Tomita-3: their run structure; Tomita-7: their nested run lengths with top n, redrawn until
+the length is n; {a,b}*d{b,c}* and {0,1,2}*02*: their prefix/suffix split, top n+1, redrawn
+until the length is n; Tomita-1, -2, -4, -5, -6 and the periodic languages: the same as ours).
+D-n and a⁺b⁺c⁺d⁺e⁺ draw their lengths as an outcome of a recursive (nested) process with no
+given-length form (an exact-length redraw costs 13-75 ms a string), so their official strings
+come only from `sample_window`; `sample(rng, n)` keeps ours there. The counter languages have
+no official generator: both choices are ours. Default windows follow the official data
+(generated_ds/): abcde trains on [5, 200] and tests to 300 and 400 (their bins kept the lower
+window 5); ab_d_bc and zot_02 train on [2, 50] (their strings are shorter than the top) and
+test to 100 and 150 (their bins kept the lower window 2); D-2 tests to 100 and 150.
+
+The `uniform` samplers follow formal_languages.md with `length` fixed by the caller; the changes this forces:
 Tomita-5/6 draw uniform bit strings of the given length and reject non-members (exactly the
 reference generator conditioned on its length); a⁺b⁺c⁺d⁺e⁺ splits n into five positive counts
 uniformly; D-n duplicates are not rejected here (a sampler draws one string; de-duplicating a
@@ -51,9 +68,11 @@ from typing import ClassVar, Hashable
 
 import numpy as np
 
+from . import formal_official as official
 from .base import BOS, PAD, TASKS, Example, Task, Vocab, register_task
 
 LABEL_PREFIX = "L:"
+SAMPLERS = ("official", "uniform")
 DEAD = None  # the state of a prefix that is not a prefix of any word
 
 
@@ -71,7 +90,11 @@ class FormalLanguage(Task):
     default_train_lengths = (1, 100)
     default_eval_bins = ((1, 100), (101, 150), (151, 200))
 
-    def __init__(self):
+    def __init__(self, sampler: str = "official"):
+        if sampler not in SAMPLERS:
+            raise ValueError(f"task {self.name!r}: unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)} "
+                             "(official = the paper's generators)")
+        self.sampler = sampler
         self.vocab = Vocab(list(self.alphabet) + list(self.label_tokens()))
 
     # --- the language -------------------------------------------------------------------
@@ -85,7 +108,18 @@ class FormalLanguage(Task):
         raise NotImplementedError
 
     def sample_string(self, rng: np.random.Generator, n: int) -> str:
+        """Our (`uniform`) sampler: a word of length n."""
         raise NotImplementedError
+
+    def official_string(self, rng: np.random.Generator, n: int) -> str:
+        """The official generator given the length n (ours where it has no such form)."""
+        return self.sample_string(rng, n)
+
+    def official_window(self, rng: np.random.Generator, lo: int, hi: int) -> str:
+        """The official generator for the window [lo, hi]; default: a uniform valid length (their
+        `randint(lower_window, upper_window)`), then `official_string`."""
+        valid = self.valid_lengths(lo, hi)
+        return self.official_string(rng, int(valid[int(rng.integers(len(valid)))]))
 
     def is_member(self, s: str) -> bool:
         state = self.initial()
@@ -134,12 +168,21 @@ class FormalLanguage(Task):
 
     def sample(self, rng, length):
         self.check_length(length)
-        s = self.sample_string(rng, length)
+        official = self.sampler == "official"
+        return self.example(self.official_string(rng, length) if official else self.sample_string(rng, length))
+
+    def sample_window(self, rng, lo, hi, **overrides):
+        if self.sampler == "uniform":
+            return super().sample_window(rng, lo, hi, **overrides)
+        self.valid_lengths(lo, hi)  # raises for a window without a valid length
+        return self.example(self.official_window(rng, lo, hi))
+
+    def example(self, s: str) -> Example:
         inputs = np.concatenate([[BOS], self.vocab.encode(s)])
         targets = np.concatenate([[PAD], self.vocab.encode(self.labels(s))])
         mask = np.ones(len(inputs), dtype=bool)
         mask[0] = False
-        return Example(inputs, targets, mask, length=length)
+        return Example(inputs, targets, mask, length=len(s))
 
     def string_of(self, ex: Example) -> str:
         """The string s1..sn of a sampled example."""
@@ -206,6 +249,9 @@ class Tomita2(_Tomita):
     def sample_string(self, rng, n):
         return "10" * (n // 2)
 
+    def official_window(self, rng, lo, hi):
+        return official.tomita2(rng, lo, hi)
+
 
 @register_task
 class Tomita3(_Tomita):
@@ -254,6 +300,9 @@ class Tomita3(_Tomita):
             out.extend(symbol * size)
         return "".join(out)
 
+    def official_string(self, rng, n):
+        return official.until(lambda: official.tomita3(rng, n), self.is_member, self.name)
+
 
 @register_task
 class Tomita4(_Tomita):
@@ -291,6 +340,9 @@ class _TomitaByCounts(_Tomita):
             s = "".join(rng.choice(["0", "1"], size=n))
             if self.is_member(s):
                 return s
+
+    def official_window(self, rng, lo, hi):
+        return official.stopping_bits(rng, lo, hi, self.is_member)
 
 
 @register_task
@@ -356,6 +408,12 @@ class Tomita7(_Tomita):
         runs.append(left)
         return "".join(sym * k for sym, k in zip("0101", runs))
 
+    def official_string(self, rng, n):
+        return official.tomita7(rng, n, n)
+
+    def official_window(self, rng, lo, hi):
+        return official.tomita7(rng, lo, hi)
+
 
 # --- bounded Dyck D-n (a opens, b closes) ----------------------------------------------------
 
@@ -398,6 +456,9 @@ class _BoundedDyck(FormalLanguage):
     def sample_string(self, rng, n):
         return _dyck_bounded(rng, n, self.depth)
 
+    def official_window(self, rng, lo, hi):
+        return official.bounded_dyck(rng, self.depth, lo, hi)
+
 
 def _bounded_dyck(depth: int, train_hi: int, bins) -> type[_BoundedDyck]:
     cls = type(f"Dyck{depth}", (_BoundedDyck,), {
@@ -410,7 +471,7 @@ def _bounded_dyck(depth: int, train_hi: int, bins) -> type[_BoundedDyck]:
     return register_task(cls)
 
 
-Dyck2 = _bounded_dyck(2, 50, ((1, 50), (51, 100), (101, 200)))
+Dyck2 = _bounded_dyck(2, 50, ((1, 50), (51, 100), (101, 150)))
 Dyck3 = _bounded_dyck(3, 100, _BoundedDyck.default_eval_bins)
 Dyck4 = _bounded_dyck(4, 100, _BoundedDyck.default_eval_bins)
 Dyck12 = _bounded_dyck(12, 100, _BoundedDyck.default_eval_bins)
@@ -433,6 +494,9 @@ class _Periodic(FormalLanguage):
 
     def sample_string(self, rng, n):
         return self.block * (n // len(self.block))
+
+    def official_window(self, rng, lo, hi):
+        return official.periodic(rng, lo, hi, self.block)
 
 
 @register_task
@@ -480,6 +544,8 @@ class Abcde(FormalLanguage):
     alphabet = ("a", "b", "c", "d", "e")
     label_kind = "successor"
     min_length = 5
+    default_train_lengths = (5, 200)
+    default_eval_bins = ((5, 200), (201, 300), (301, 400))
     successor = {"a": "B", "b": "C", "c": "D", "d": "E", "e": "T"}
 
     def initial(self):
@@ -500,6 +566,9 @@ class Abcde(FormalLanguage):
 
     def sample_string(self, rng, n):
         return "".join(c * k for c, k in zip(self.alphabet, _uniform_composition(rng, n, 5)))
+
+    def official_window(self, rng, lo, hi):
+        return official.abcde(rng, lo, hi)
 
 
 @register_task
@@ -522,9 +591,18 @@ class AbDBc(FormalLanguage):
     def accepts(self, state):
         return state
 
+    default_train_lengths = (2, 50)
+    default_eval_bins = ((2, 50), (51, 100), (101, 150))
+
     def sample_string(self, rng, n):
         before = int(rng.integers(0, n))
         return _symbols(rng, "ab", before) + "d" + _symbols(rng, "bc", n - 1 - before)
+
+    def official_string(self, rng, n):
+        return official.prefix_mandatory_suffix(rng, n, n, "ab", "d", "bc", top=n + 1)
+
+    def official_window(self, rng, lo, hi):
+        return official.prefix_mandatory_suffix(rng, lo, hi, "ab", "d", "bc")
 
 
 @register_task
@@ -551,9 +629,18 @@ class Zot02(FormalLanguage):
     def prefix_label(self, state):
         return LABEL_PREFIX + ("e" if state[0] == "0" and state[1] else "c")
 
+    default_train_lengths = (2, 50)
+    default_eval_bins = ((2, 50), (51, 100), (101, 150))
+
     def sample_string(self, rng, n):
         before = int(rng.integers(0, n))
         return _symbols(rng, "012", before) + "0" + "2" * (n - 1 - before)
+
+    def official_string(self, rng, n):
+        return official.prefix_mandatory_suffix(rng, n, n, "012", "0", "2", top=n + 1)
+
+    def official_window(self, rng, lo, hi):
+        return official.prefix_mandatory_suffix(rng, lo, hi, "012", "0", "2")
 
 
 # --- counter languages (next-viable, 1/0) ------------------------------------------------------
@@ -715,3 +802,8 @@ class Boolean5(_Boolean):
 
 
 FORMAL_TASKS = tuple(sorted(name for name, cls in TASKS.items() if issubclass(cls, FormalLanguage)))
+
+# `lengthgen tasks NAME` shows each format: say there which sampler is the paper's.
+for _name in FORMAL_TASKS:
+    TASKS[_name].format += ("; sampler (param `sampler`): official (default; the paper's generators, see the "
+                            "formal.py docstring) or uniform (ours)")
