@@ -1,8 +1,8 @@
 """The dependency-sparsity probe: exact search logic on an analytic k-sparse scorer, the model
 adapters (dropping tokens at their original position IDs), and a trained sparse_parity model."""
 
+import json
 import math
-import tempfile
 
 import numpy as np
 import pytest
@@ -10,6 +10,7 @@ import torch
 
 from lengthgen.analysis.probe import HFScorer, Query, Scorer, TransformerScorer, bootstrap_mean, probe_query
 from lengthgen.analysis.synthetic import probe_synthetic, synthetic_summary
+from lengthgen.cli import main as cli_main
 from lengthgen.config import load_run_config
 from lengthgen.model import Transformer, TransformerConfig
 from lengthgen.store import ResultsStore
@@ -147,14 +148,9 @@ def test_bootstrap_interval_resamples_groups():
     assert mean == lo == hi == 3.0
 
 
-def test_trained_sparse_parity_model_depends_on_exactly_k_tokens():
-    """Integration: a tiny model trained to 100% in-distribution exact match on 2-sparse parity.
-    Its answer loss is near 0 with both planted bits and high without one, so s = 2 wherever the
-    model is confident; we allow 10% of the probed examples to differ (a model at 100% exact
-    match can still be unsure on a few), and require the top-s tokens to be planted ones.
-    (Measured: 100% for both rankings. Gradient x input alone is saturated on this model, whose
-    loss is ~0: with only its top 3 candidates confirmed by ablation s = 2 held for 31% of the
-    examples, top 5: 66%, so the synthetic probe confirms every input token.)"""
+@pytest.fixture(scope="module")
+def parity_run(tmp_path_factory):
+    """A tiny model trained to 100% in-distribution exact match on 2-sparse parity (~10 s)."""
     torch.set_num_threads(1)
     cfg = load_run_config({"task": {"name": "sparse_parity", "params": {"k": 2, "background_size": 4},
                                     "train_lengths": [6, 10], "eval_bins": [[6, 10]]},
@@ -162,10 +158,21 @@ def test_trained_sparse_parity_model_depends_on_exactly_k_tokens():
                            "train": {"steps": 400, "batch_size": 64, "lr": 3e-3, "eval_every": 100,
                                      "eval_examples": 128},
                            "eval": {"examples_per_bin": 64, "greedy": False}, "device": "cpu"})
-    with tempfile.TemporaryDirectory() as root:
-        run = train_run(cfg, ResultsStore(root))
-        assert run["status"] == "finished"
-        model, cfg = load_model(f"{root}/models/{run['key']}.pt")
+    root = tmp_path_factory.mktemp("runs")
+    run = train_run(cfg, ResultsStore(str(root)))
+    assert run["status"] == "finished" and run["extra"]["stopped_early_at"] is not None  # reached 100%
+    return root, run["key"]
+
+
+def test_trained_sparse_parity_model_depends_on_exactly_k_tokens(parity_run):
+    """Integration. The model's answer loss is near 0 with both planted bits and high without one,
+    so s = 2 wherever the model is confident; we allow 10% of the probed examples to differ (a
+    model at 100% exact match can still be unsure on a few), and require the top-s tokens to be
+    planted ones. (Measured: 100% for both rankings. Gradient x input alone is saturated on this
+    model, whose loss is ~0: with only its top 3 candidates confirmed by ablation s = 2 held for
+    31% of the examples, top 5: 66%, so the synthetic probe confirms every input token.)"""
+    root, key = parity_run
+    model, cfg = load_model(root / "models" / f"{key}.pt")
     task = cfg.task.build()
     for ranking in ("gradient", "ablation"):
         rows = probe_synthetic(TransformerScorer(model), task, (6, 10), n_examples=80, seed=5, ranking=ranking)
@@ -174,3 +181,17 @@ def test_trained_sparse_parity_model_depends_on_exactly_k_tokens():
         # have a gain: about half of them.
         assert summary["probed"] >= 25, summary
         assert summary["s_eq_k"] >= 0.9 and summary["top_planted"] >= 0.9, summary
+
+
+def test_probe_cli_on_a_finished_run(parity_run, capsys, tmp_path):
+    root, key = parity_run
+    out = tmp_path / "probe.json"
+    assert cli_main(["--root", str(root), "probe", key, "--examples", "40", "--min-gain", "0.3",
+                     "--out", str(out)]) == 0
+    assert "| 2 | 40 |" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    (summary,) = data["summary"]
+    assert summary["k"] == 2 and summary["s_eq_k"] >= 0.9 and len(data["records"]) == 40
+    assert cli_main(["--root", str(root), "probe", key, "--out", str(tmp_path / "probe.txt")]) == 2
+    assert "--out must end in .json or .md" in capsys.readouterr().err
+    assert cli_main(["--root", str(root), "probe", key, "--ks", "1,x"]) == 2
