@@ -26,7 +26,7 @@ class TextProbeSettings:
     targets_per_doc: int = 2
     min_gain: float = 0.5  # nats
     ks: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    confirm_top: int = 16
+    confirm_top: int = 8  # gradient candidates re-ranked by ablation
     threshold: float = 0.5
     seed: int = 0
 
