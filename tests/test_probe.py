@@ -195,3 +195,19 @@ def test_probe_cli_on_a_finished_run(parity_run, capsys, tmp_path):
     assert cli_main(["--root", str(root), "probe", key, "--out", str(tmp_path / "probe.txt")]) == 2
     assert "--out must end in .json or .md" in capsys.readouterr().err
     assert cli_main(["--root", str(root), "probe", key, "--ks", "1,x"]) == 2
+
+
+@pytest.mark.parametrize("name", ["sparse_parity", "kgram_lookup"])
+def test_synthetic_queries_keep_the_prompt_and_offer_the_input_tokens(name):
+    from lengthgen.analysis.synthetic import synthetic_queries
+    from lengthgen.tasks import BOS, SEP
+
+    task = make_task(name, k=3)
+    for q in synthetic_queries(task, (12, 16), n_examples=5, seed=0):
+        n, k = q.info["length"], q.info["k"]
+        assert list(q.candidates) == list(range(1, n + 1)) and set(q.info["planted"]) <= set(q.candidates)
+        kept = q.ids[q.kept]
+        assert kept[0] == BOS and kept[1] == SEP and len(kept) == 2 + (k if name == "kgram_lookup" else 0)
+        if name == "kgram_lookup":  # the query repeats the key, the first k planted tokens
+            assert list(kept[2:]) == list(q.ids[q.info["planted"][:k]])
+            assert q.target == q.ids[q.info["planted"][k]]  # the answer is the value after the key
