@@ -1,4 +1,4 @@
-"""The `lengthgen` command line: train, eval, run, report, tasks, predict, demo."""
+"""The `lengthgen` command line: train, eval, run, report, tasks, predict, probe, demo."""
 
 from __future__ import annotations
 
@@ -224,6 +224,24 @@ def cmd_demo(args):
     return cmd_run(args)
 
 
+def cmd_probe(args):
+    import torch
+
+    from .analysis.command import run_probe
+    from .analysis.text import TextProbeSettings
+
+    try:
+        ks = tuple(int(k) for k in args.ks.split(","))
+    except ValueError:
+        raise ConfigError(f"--ks expects comma-separated ints, e.g. 1,2,4,8,16,32; got {args.ks!r}") from None
+    torch.set_num_threads(args.threads)
+    settings = TextProbeSettings(window=args.window, local=args.L, min_target=args.min_target or args.window // 2,
+                                 candidates_per_doc=args.candidates, targets_per_doc=args.targets, min_gain=args.min_gain,
+                                 ks=ks, confirm_top=args.confirm_top, seed=args.seed)
+    print(run_probe(args.target, args.root, settings, documents=args.documents, examples=args.examples,
+                    control=not args.no_control, out=args.out))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lengthgen", description=__doc__)
     p.add_argument("--root", default=DEFAULT_ROOT, help="results directory (default: ./lengthgen-runs)")
@@ -278,6 +296,24 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="C-RASP program, fragment and predicted outcome for a task")
     pr.add_argument("task")
     pr.set_defaults(func=cmd_predict)
+
+    pb = sub.add_parser("probe", help="dependency-sparsity probe: on a finished synthetic run or on smollm2")
+    pb.add_argument("target", help="smollm2, a finished run key or a models/<key>.pt file")
+    pb.add_argument("--L", type=int, default=128, help="local context: the last L tokens (text)")
+    pb.add_argument("--window", type=int, default=512, help="full context in tokens (text)")
+    pb.add_argument("--min-target", type=int, help="targets t in [min-target, window) (default: window / 2)")
+    pb.add_argument("--documents", type=int, default=20, help="longest State of the Union addresses")
+    pb.add_argument("--candidates", type=int, default=12, help="random target positions screened per document")
+    pb.add_argument("--targets", type=int, default=1, help="probed targets per document (among g >= --min-gain)")
+    pb.add_argument("--min-gain", type=float, default=0.5, help="least long-context gain g in nats to probe")
+    pb.add_argument("--ks", default="1,2,4,8,16,32", help="k values: attributed vs random recovery; s grid (text)")
+    pb.add_argument("--confirm-top", type=int, default=8, help="gradient candidates re-ranked by ablation (text)")
+    pb.add_argument("--examples", type=int, default=200, help="examples (synthetic run)")
+    pb.add_argument("--seed", type=int, default=0)
+    pb.add_argument("--threads", type=int, default=1, help="torch threads")
+    pb.add_argument("--no-control", action="store_true", help="skip the shuffled-sentences control (text)")
+    pb.add_argument("--out", help="write the report (.md) or all records (.json)")
+    pb.set_defaults(func=cmd_probe)
 
     d = sub.add_parser("demo", help="a <=5-minute CPU slice of the sparsity experiment: table + plot")
     d.set_defaults(func=cmd_demo)

@@ -1,0 +1,101 @@
+"""`lengthgen probe`: the dependency-sparsity probe on a finished synthetic run or on SmolLM2.
+
+A run key (or models/<key>.pt) of a single-answer synthetic task (sparse_parity, sparse_sum,
+kgram_lookup) is probed on its training lengths with exact leave-one-out ranking, against the
+planted k. `smollm2` is probed on the longest State of the Union addresses (gradient x input,
+confirmed by ablation), with the control of sentences shuffled across those addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import ConfigError
+from .probe import HFScorer, TransformerScorer
+from .synthetic import probe_synthetic, synthetic_summary
+from .text import TextProbeSettings, probe_text, shuffle_sentences, summary_markdown, text_summary
+
+PRETRAINED = ("smollm2",)
+
+
+def run_probe(target: str, root: str, settings: TextProbeSettings, documents: int = 20, examples: int = 200,
+              control: bool = True, out: str | None = None) -> str:
+    """Probe `target`; returns the markdown report and writes it (.md) or the records (.json) to `out`."""
+    if out is not None and Path(out).suffix not in (".json", ".md"):
+        raise ConfigError(f"--out must end in .json or .md, got {out!r}")
+    started = time.perf_counter()
+    if target in PRETRAINED:
+        report, data = _probe_smollm2(settings, documents, control)
+    else:
+        report, data = _probe_run(target, root, settings, examples)
+    wall = time.perf_counter() - started
+    report += f"\nwall time {wall:.0f} s on {torch.get_num_threads()} torch thread(s)\n"
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({**data, "wall_s": wall}, indent=1) if out.endswith(".json") else report
+        Path(out).write_text(text)
+    return report
+
+
+def _probe_run(target: str, root: str, st: TextProbeSettings, examples: int) -> tuple[str, dict]:
+    from ..train import load_model
+
+    path = Path(target)
+    if not path.exists():
+        path = Path(root) / "models" / f"{target}.pt"
+    if not path.exists():
+        raise ConfigError(f"probe target must be one of {', '.join(PRETRAINED)}, a finished run key or a "
+                          f"models/<key>.pt file; got {target!r} (looked in {Path(root) / 'models'})")
+    model, cfg = load_model(path)
+    task = cfg.task.build()
+    lengths = tuple(cfg.task.train_lengths)
+    rows = probe_synthetic(TransformerScorer(model), task, lengths, examples, st.seed, ranking="ablation",
+                           threshold=st.threshold)
+    summary = synthetic_summary(rows, st.min_gain)
+    lines = [f"### {cfg.name or cfg.task.name} ({path.name}): lengths {list(lengths)}, {examples} examples, "
+             f"examples with g >= {st.min_gain} probed", "",
+             "| planted k | examples | probed | s = k | s < k | s > k | median s | top-s all planted |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['k']} | {r['examples']} | {r['probed']} | {r['s_eq_k']:.2f} | {r['s_lt_k']:.2f} | "
+              f"{r['s_gt_k']:.2f} | {r['median_s']:g} | {r['top_planted']:.2f} |" for r in summary]
+    return "\n".join(lines) + "\n", {"target": str(path), "settings": asdict(st), "summary": summary, "records": rows}
+
+
+def _probe_smollm2(st: TextProbeSettings, documents: int, control: bool) -> tuple[str, dict]:
+    from .pretrained import load_smollm2, sotu_addresses
+
+    t0 = time.perf_counter()
+    model, tokenizer = load_smollm2()
+    load_s = time.perf_counter() - t0
+    scorer = HFScorer(model)
+    texts = sotu_addresses(documents)
+
+    def tokenized(named_texts):
+        docs = [(name, np.array(tokenizer(text)["input_ids"])) for name, text in named_texts]
+        return [(name, ids) for name, ids in docs if len(ids) >= st.window]
+
+    t0 = time.perf_counter()
+    targets, screened = probe_text(scorer, tokenized(texts), st)
+    probe_s = time.perf_counter() - t0
+    summary = text_summary(targets, screened, st.ks, st.seed)
+    data = {"target": "smollm2", "settings": asdict(st), "documents": [n for n, _ in texts], "load_s": load_s,
+            "probe_s": probe_s, "summary": summary, "records": targets, "screened": screened}
+    ctrl = None
+    if control:
+        shuffled = shuffle_sentences([t for _, t in texts], np.random.default_rng([st.seed, 3]))
+        t0 = time.perf_counter()
+        _, ctrl_screened = probe_text(scorer, tokenized([(f"shuffled-{i}", t) for i, t in enumerate(shuffled)]), st,
+                                      probe=False)
+        ctrl = text_summary([], ctrl_screened, st.ks, st.seed)
+        data.update(control=ctrl, control_screened=ctrl_screened, control_s=time.perf_counter() - t0)
+    title = (f"SmolLM2-135M-Instruct on the {len(texts)} longest State of the Union addresses: "
+             f"L = {st.local}, full context {st.window} tokens, targets t in [{st.min_target}, {st.window})")
+    report = summary_markdown(title, summary, ctrl)
+    report += f"\nload {load_s:.0f} s, probe {probe_s:.0f} s" + (f", control {data['control_s']:.0f} s" if control else "")
+    return report + "\n", data
