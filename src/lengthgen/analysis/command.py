@@ -44,15 +44,17 @@ def run_probe(target: str, root: str, settings: TextProbeSettings, documents: in
 
 
 def _probe_run(target: str, root: str, st: TextProbeSettings, examples: int) -> tuple[str, dict]:
-    from ..train import load_model
+    from ..store import ResultsStore
+    from ..training import load_model
 
+    store = ResultsStore(root)
     path = Path(target)
     if not path.exists():
-        path = Path(root) / "models" / f"{target}.pt"
+        path = store.model_path(target)
     if not path.exists():
         raise ConfigError(f"probe target must be one of {', '.join(PRETRAINED)}, a finished run key or a "
-                          f"models/<key>.pt file; got {target!r} (looked in {Path(root) / 'models'})")
-    model, cfg = load_model(path)
+                          f"models/<key>.pt file; got {target!r} (looked in {path.parent})")
+    model, cfg = load_model(path, cache_dir=store.cache_dir())
     task = cfg.task.build()
     lengths = tuple(cfg.task.train_lengths)
     rows = probe_synthetic(TransformerScorer(model), task, lengths, examples, st.seed, ranking="ablation",

@@ -123,8 +123,8 @@ class TorchScorer(Scorer):
 
 
 class TransformerScorer(TorchScorer):
-    """`lengthgen.model.Transformer`: forward(idx, position_ids) gives logits, or (logits,
-    position logits) for a PPC model, of which the token logits are used."""
+    """`lengthgen.model.Transformer`: forward(idx, position_ids) gives an `Output`, whose token
+    logits are used (a PPC model's position logits are not)."""
 
     def hidden(self, ids, position_ids, embeds=None):
         if embeds is None:
@@ -135,7 +135,7 @@ class TransformerScorer(TorchScorer):
                 out = self.model(torch.zeros(embeds.shape[:2], dtype=torch.long, device=embeds.device), position_ids)
             finally:
                 handle.remove()
-        return out[0] if isinstance(out, tuple) else out  # logits already: `logits` is the identity
+        return out.logits  # logits already: `logits` is the identity
 
     def logits(self, hidden):
         return hidden
