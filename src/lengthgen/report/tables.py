@@ -21,6 +21,7 @@ from rich.table import Table
 
 from ..groups import group_values
 from ..stats import mean_interval
+from .claims import experiment_point
 from ..store import DONE_STATUSES, ResultsStore
 
 Bin = tuple[int, int]
@@ -85,7 +86,7 @@ def collect(store: ResultsStore, experiment: str | None, metric: str, *, by_k: b
     first_run = {}
     for key, run in sorted(runs.items(), key=lambda kv: kv[1]["seed"] or 0):
         first_run.setdefault(config_id[key], run)
-    named = {cid: run["name"] or cid for cid, run in first_run.items()}
+    named = {cid: experiment_point(run["name"]) or cid for cid, run in first_run.items()}  # seeds pooled
     label_count = Counter(named.values())
     # Differently configured runs that share a name stay apart, told apart by their config hash.
     labels = {cid: label if label_count[label] == 1 else f"{label} #{cid}" for cid, label in named.items()}
