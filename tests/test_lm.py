@@ -1,6 +1,7 @@
 """Language modelling: the `lm` task, PoSE position IDs, RoPE context extension, evaluation per
 context length, and a few training steps through the real loop."""
 
+import json
 import math
 
 import numpy as np
@@ -168,3 +169,32 @@ def test_pose_run_trains_into_a_table_for_its_target_window(corpus_dir, tmp_path
     assert run["config"]["resolved"]["max_positions"] == 64
     assert {(r["grp"], r["lo"], r["hi"]) for r in store.metrics(keys=[run["key"]])} == \
         {("ctx=1L", 0, 15), ("ctx=2L", 0, 15), ("ctx=2L", 16, 31)}
+
+
+def test_probe_on_a_language_model_run_and_the_recovered_fraction(corpus_dir, tmp_path, capsys):
+    """`lengthgen probe` on an lm run probes held-out documents; with --compare each probed target
+    gets r = the compared model's gain / the reference's gain."""
+    from lengthgen.analysis.command import run_probe
+    from lengthgen.analysis.text import TextProbeSettings
+
+    def lm_run(name, context, steps):
+        cfg = load_run_config({
+            "name": name, "task": {"name": "lm", "params": {"corpus": corpus_dir, "context": 16, "vocab_size": 300,
+                                                            "valid_fraction": 0.2},
+                                   "train_lengths": [context, context], "eval_bins": [[16, 16]]},
+            "model": {"positional": "rope", "n_layers": 1, "n_heads": 2, "d_model": 32},
+            "train": {"steps": steps, "batch_size": 8, "lr": 3e-3, "eval_every": 1000, "eval_examples": 4,
+                      "early_stop_acc": None},
+            "eval": {"examples_per_bin": 2, "batch_size": 2}, "device": "cpu"})
+        return train_run(cfg, ResultsStore(tmp_path))["key"]
+
+    reference, short = lm_run("reference", 64, 20), lm_run("short", 16, 10)
+    st = TextProbeSettings(window=64, local=16, min_target=32, candidates_per_doc=4, targets_per_doc=1, min_gain=-10.0,
+                           ks=(1, 2, 4), confirm_top=4)
+    out = tmp_path / "probe.json"
+    report = run_probe(reference, str(tmp_path), st, documents=3, compare=(short,), out=str(out))
+    data = json.loads(out.read_text())
+    rows = data["compared"]["short"]["rows"]
+    assert len(data["records"]) == 3 and len(rows) == 3 and "fraction r of the reference gain" in report
+    for row, target in zip(rows, data["records"]):
+        assert row["t"] == target["t"] and row["r"] == pytest.approx(row["gain"] / target["gain"])

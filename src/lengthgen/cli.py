@@ -238,8 +238,9 @@ def cmd_probe(args):
     settings = TextProbeSettings(window=args.window, local=args.L, min_target=args.min_target or args.window // 2,
                                  candidates_per_doc=args.candidates, targets_per_doc=args.targets, min_gain=args.min_gain,
                                  ks=ks, confirm_top=args.confirm_top, seed=args.seed)
+    compare = tuple(k for k in (args.compare or "").split(",") if k)
     print(run_probe(args.target, args.root, settings, documents=args.documents, examples=args.examples,
-                    control=not args.no_control, out=args.out))
+                    control=not args.no_control, out=args.out, compare=compare))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,12 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("task")
     pr.set_defaults(func=cmd_predict)
 
-    pb = sub.add_parser("probe", help="dependency-sparsity probe: on a finished synthetic run or on smollm2")
+    pb = sub.add_parser("probe", help="dependency-sparsity probe: on a finished synthetic or language-model run, "
+                                      "or on smollm2")
     pb.add_argument("target", help="smollm2, a finished run key or a models/<key>.pt file")
     pb.add_argument("--L", type=int, default=128, help="local context: the last L tokens (text)")
     pb.add_argument("--window", type=int, default=512, help="full context in tokens (text)")
     pb.add_argument("--min-target", type=int, help="targets t in [min-target, window) (default: window / 2)")
-    pb.add_argument("--documents", type=int, default=20, help="longest State of the Union addresses")
+    pb.add_argument("--documents", type=int, default=20, help="documents: the longest State of the Union addresses "
+                                                             "(smollm2) or held-out documents (lm run)")
     pb.add_argument("--candidates", type=int, default=12, help="random target positions screened per document")
     pb.add_argument("--targets", type=int, default=1, help="probed targets per document (among g >= --min-gain)")
     pb.add_argument("--min-gain", type=float, default=0.5, help="least long-context gain g in nats to probe")
@@ -313,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--threads", type=int, default=1, help="torch threads")
     pb.add_argument("--no-control", action="store_true", help="skip the shuffled-sentences control (text)")
     pb.add_argument("--out", help="write the report (.md) or all records (.json)")
+    pb.add_argument("--compare", help="with a language-model reference run: run keys trained at L whose recovered "
+                                      "fraction r of the reference gain is reported for sparse vs dense targets")
     pb.set_defaults(func=cmd_probe)
 
     d = sub.add_parser("demo", help="a <=5-minute CPU slice of the sparsity experiment: table + plot")

@@ -1,9 +1,13 @@
-"""`lengthgen probe`: the dependency-sparsity probe on a finished synthetic run or on SmolLM2.
+"""`lengthgen probe`: the dependency-sparsity probe on a finished run or on SmolLM2.
 
 A run key (or models/<key>.pt) of a single-answer synthetic task (sparse_parity, sparse_sum,
 kgram_lookup) is probed on its training lengths with exact leave-one-out ranking, against the
-planted k. `smollm2` is probed on the longest State of the Union addresses (gradient x input,
-confirmed by ablation), with the control of sentences shuffled across those addresses.
+planted k. A language-model run (task `lm`) is the reference model: it is probed on the
+held-out documents of its corpus, and with `compare` (runs trained at the short context L) each
+probed target also gets r, the fraction of the reference gain g(t) that the compared model
+recovers when given the full window instead of the last L tokens (DESIGN §4.5's headline, for
+sparse against dense targets). `smollm2` is probed on the longest State of the Union addresses
+(gradient x input, confirmed by ablation), with the control of sentences shuffled across them.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import torch
 from ..config import ConfigError
 from .probe import HFScorer, TransformerScorer
 from .synthetic import probe_synthetic, synthetic_summary
-from .text import TextProbeSettings, probe_text, shuffle_sentences, summary_markdown, text_summary
+from .text import (TextProbeSettings, format_interval, probe_text, recovered_fraction, recovery_by_sparsity, shuffle_sentences,
+                   summary_markdown, text_summary)
 
 PRETRAINED = ("smollm2",)
 
 
 def run_probe(target: str, root: str, settings: TextProbeSettings, documents: int = 20, examples: int = 200,
-              control: bool = True, out: str | None = None) -> str:
+              control: bool = True, out: str | None = None, compare: tuple[str, ...] = ()) -> str:
     """Probe `target`; returns the markdown report and writes it (.md) or the records (.json) to `out`."""
     if out is not None and Path(out).suffix not in (".json", ".md"):
         raise ConfigError(f"--out must end in .json or .md, got {out!r}")
@@ -33,7 +38,7 @@ def run_probe(target: str, root: str, settings: TextProbeSettings, documents: in
     if target in PRETRAINED:
         report, data = _probe_smollm2(settings, documents, control)
     else:
-        report, data = _probe_run(target, root, settings, examples)
+        report, data = _probe_run(target, root, settings, examples, documents, compare)
     wall = time.perf_counter() - started
     report += f"\nwall time {wall:.0f} s on {torch.get_num_threads()} torch thread(s)\n"
     if out is not None:
@@ -43,7 +48,7 @@ def run_probe(target: str, root: str, settings: TextProbeSettings, documents: in
     return report
 
 
-def _probe_run(target: str, root: str, st: TextProbeSettings, examples: int) -> tuple[str, dict]:
+def _load_run(target: str, root: str):
     from ..store import ResultsStore
     from ..training import load_model
 
@@ -56,6 +61,44 @@ def _probe_run(target: str, root: str, st: TextProbeSettings, examples: int) -> 
                           f"models/<key>.pt file; got {target!r} (looked in {path.parent})")
     model, cfg = load_model(path, cache_dir=store.cache_dir())
     task = cfg.task.build()
+    task.set_cache_dir(store.cache_dir())
+    return path, model, cfg, task
+
+
+def _probe_lm(path: Path, model, cfg, task, st: TextProbeSettings, documents: int, root: str,
+              compare: tuple[str, ...]) -> tuple[str, dict]:
+    data = task.data
+    docs = [(name, data.valid_document(i).astype(np.int64)) for i, name in enumerate(data.valid_ids)]
+    docs = [(name, ids) for name, ids in docs if len(ids) >= st.window][:documents]
+    if not docs:
+        raise ConfigError(f"no held-out document of {cfg.task.name!r} has the probe window's {st.window} tokens")
+    targets, screened = probe_text(TransformerScorer(model), docs, st)
+    summary = text_summary(targets, screened, st.ks, st.seed)
+    title = (f"{cfg.name or path.stem} (reference) on {len(docs)} held-out documents: L = {st.local}, "
+             f"full context {st.window} tokens, targets t in [{st.min_target}, {st.window})")
+    report = summary_markdown(title, summary)
+    records = {"target": str(path), "settings": asdict(st), "summary": summary, "records": targets,
+               "screened": screened, "compared": {}}
+    by_doc = dict(docs)
+    for key in compare:
+        other_path, other, other_cfg, _ = _load_run(key, root)
+        rows = recovered_fraction(TransformerScorer(other), targets, by_doc, st.local)
+        stats = recovery_by_sparsity(rows, max(st.ks), st.seed)
+        records["compared"][other_cfg.name or key] = {"rows": rows, "summary": stats}
+        report += (f"\n{other_cfg.name or key}: fraction r of the reference gain recovered at {st.window} tokens "
+                   f"(trained at {other_cfg.task.train_lengths[1]}): sparse (s <= 4) {format_interval(stats['sparse'])} "
+                   f"over {stats['n_sparse']} targets, dense (s > {max(st.ks)}) {format_interval(stats['dense'])} over "
+                   f"{stats['n_dense']}\n")
+    return report, records
+
+
+def _probe_run(target: str, root: str, st: TextProbeSettings, examples: int, documents: int = 20,
+               compare: tuple[str, ...] = ()) -> tuple[str, dict]:
+    path, model, cfg, task = _load_run(target, root)
+    if task.evaluation == "context_buckets":
+        return _probe_lm(path, model, cfg, task, st, documents, root, compare)
+    if compare:
+        raise ConfigError("--compare needs a language-model reference run (task lm)")
     lengths = tuple(cfg.task.train_lengths)
     rows = probe_synthetic(TransformerScorer(model), task, lengths, examples, st.seed, ranking="ablation",
                            threshold=st.threshold)

@@ -83,6 +83,33 @@ def probe_text(scorer: Scorer, docs: list[tuple[str, np.ndarray]], st: TextProbe
     return targets, screened
 
 
+def recovered_fraction(scorer: Scorer, targets: list[dict], docs: dict[str, np.ndarray], local: int) -> list[dict]:
+    """Per probed target (of a reference model): r = (loss given the last `local` tokens − loss given
+    the whole prefix) under `scorer`'s model, divided by the reference's gain g(t)."""
+    rows = []
+    for r in targets:
+        ids, t = docs[r["doc"]], r["t"]
+        pos = np.arange(t)
+        full, last = scorer.losses([(ids[:t], pos), (ids[t - local:t], pos[t - local:])], [int(ids[t])] * 2)
+        rows.append({"doc": r["doc"], "t": t, "s": r["s"], "reference_gain": r["gain"],
+                     "gain": float(last - full), "r": float((last - full) / r["gain"])})
+    return rows
+
+
+def recovery_by_sparsity(rows: list[dict], dense_above: int, seed: int = 0, sparse_at_most: int = 4) -> dict:
+    """Mean r for sparse targets (s <= sparse_at_most) and dense ones (s > dense_above, or no s found),
+    each with a 95% interval clustered by document."""
+    rng = np.random.default_rng([seed, 4])
+    out = {}
+    for name, keep in (("sparse", lambda s: s is not None and s <= sparse_at_most),
+                       ("dense", lambda s: s is None or s > dense_above)):
+        chosen = [r for r in rows if keep(r["s"])]
+        out[f"n_{name}"] = len(chosen)
+        out[name] = bootstrap_mean(np.array([r["r"] for r in chosen]), np.array([r["doc"] for r in chosen]), rng) \
+            if chosen else None
+    return out
+
+
 def text_summary(targets: list[dict], screened: list[dict], ks, seed: int = 0) -> dict:
     """Distribution of s, and attributed vs random recovery per k, with 95% intervals clustered by document."""
     rng = np.random.default_rng([seed, 2])
@@ -108,24 +135,25 @@ def text_summary(targets: list[dict], screened: list[dict], ks, seed: int = 0) -
     return out
 
 
-def _ci(v) -> str:
-    return f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
+def format_interval(v) -> str:
+    """(mean, lo, hi) as "mean [lo, hi]"; "–" for None (nothing to average)."""
+    return "–" if v is None else f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
 
 
 def summary_markdown(title: str, summary: dict, control: dict | None = None) -> str:
     lines = [f"### {title}", ""]
     if "screened_gain" in summary:
-        lines.append(f"- mean g over {summary['screened']} random target positions: {_ci(summary['screened_gain'])} nats")
+        lines.append(f"- mean g over {summary['screened']} random target positions: {format_interval(summary['screened_gain'])} nats")
     if control is not None and "screened_gain" in control:
         lines.append(f"- control (sentences shuffled across documents), mean g over {control['screened']} positions: "
-                     f"{_ci(control['screened_gain'])} nats")
+                     f"{format_interval(control['screened_gain'])} nats")
     lines.append(f"- probed targets (g >= threshold): {summary['targets']} from {summary['documents']} documents")
     if summary["targets"]:
-        lines.append(f"- mean g of probed targets: {_ci(summary['gain'])} nats")
+        lines.append(f"- mean g of probed targets: {format_interval(summary['gain'])} nats")
         dist = ", ".join(f"s={k}: {n}" for k, n in summary["s_distribution"].items())
         lines += [f"- distribution of s(t): {dist}", "",
                   "| k | recovered, attributed | recovered, random | attributed - random |", "|---|---|---|---|"]
-        lines += [f"| {r['k']} | {_ci(r['attributed'])} | {_ci(r['random'])} | {_ci(r['difference'])} |"
+        lines += [f"| {r['k']} | {format_interval(r['attributed'])} | {format_interval(r['random'])} | {format_interval(r['difference'])} |"
                   for r in summary["recovery"]]
     lines.append("")
     return "\n".join(lines)
