@@ -115,11 +115,13 @@ def train_steps(run: Run, store: ResultsStore, dp: DataParallel, started: float,
     """Steps until the run is done, diverged or stopped early; checkpoints on the way."""
     cfg, state, t = run.cfg, run.state, run.cfg.train
     net = dp.wrap(run.model)
+    tokens, session_start = 0, time.perf_counter()  # for the progress bar's tokens per second
     with TrainBatches(run.task, t.batch_size, cfg.task.train_lengths, offset_length(cfg),
                       train_position_sampler(cfg, run.model), workers=cfg.data_workers, stop=t.steps) as draw:
         while state.step < t.steps and state.running:
             batch, share = dp.shard(draw(cfg.seed, state.step))
             loss = train_step(run, net, batch, share, dp)
+            tokens += batch.inputs.numel()
             if not torch.isfinite(loss):
                 diverge(state)
                 break
@@ -132,4 +134,6 @@ def train_steps(run: Run, store: ResultsStore, dp: DataParallel, started: float,
                 state.wall = time.perf_counter() - started
                 save_checkpoint(store, run.key, run.model, run.opt, run.sched, state)
             if bar is not None:
-                progress.update(bar, completed=state.step, description=f"{cfg.name or run.key} loss {loss.item():.3f}")
+                rate = tokens / max(time.perf_counter() - session_start, 1e-9)
+                progress.update(bar, completed=state.step,
+                                description=f"{cfg.name or run.key} loss {loss.item():.3f}, {rate:,.0f} tok/s")
