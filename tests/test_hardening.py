@@ -136,3 +136,19 @@ def test_embedded_ray_listens_on_loopback_only():
         assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
     finally:
         ray.shutdown()
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_keeps_the_old_one(tmp_path):
+    """A full disk (any error while writing) must not leave `*.tmp<pid>` files nor damage the file."""
+    from lengthgen.store import atomic_write
+
+    path = tmp_path / "models" / "run.pt"
+    atomic_write(path, lambda tmp: tmp.write_bytes(b"old"))
+
+    def disk_full(tmp):
+        tmp.write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(path, disk_full)
+    assert path.read_bytes() == b"old" and [p.name for p in path.parent.iterdir()] == ["run.pt"]
