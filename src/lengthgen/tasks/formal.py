@@ -68,7 +68,7 @@ from typing import ClassVar, Hashable
 
 import numpy as np
 
-from . import formal_official as official
+import lengthgen.tasks.formal_official as official  # by its full name: `from . import` goes through tasks/__init__
 from .base import BOS, PAD, TASKS, Example, Task, Vocab, register_task
 
 LABEL_PREFIX = "L:"
