@@ -154,6 +154,18 @@ def test_lm_trains_through_the_real_loop(corpus_dir, tmp_path):
     rows = evaluate_contexts(model, loaded.task.build(), loaded.task.eval_bins, 4, 4, "cpu", train_length=16)
     assert {r["grp"] for r in rows} == {"ctx=1L", "ctx=2L", "ctx=2L,ext=pi", "ctx=2L,ext=ntk"}
     assert all(math.isfinite(r["value"]) and r["value"] < math.log(300) for r in rows)
+    from rich.console import Console
+
+    from lengthgen.report import report
+    from lengthgen.report.language import loss_table
+
+    columns, table = loss_table(store)
+    assert columns == ["run", "context", "[0,15]", "[16,31]"] and [r[1] for r in table] == ["1L", "2L", "2L,ext=ntk",
+                                                                                         "2L,ext=pi"]
+    by_context = {r[1]: r for r in table}
+    assert by_context["1L"][2] == by_context["2L"][2] and by_context["1L"][3] is None  # causal: same first bucket
+    [plot] = report(store, metric="loss", out_dir=tmp_path / "plots", console=Console(record=True))
+    assert plot.name.endswith("_loss_by_position.png") and plot.stat().st_size > 0
 
 
 def test_pose_run_trains_into_a_table_for_its_target_window(corpus_dir, tmp_path):

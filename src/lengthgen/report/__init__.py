@@ -12,6 +12,7 @@ from rich.console import Console
 
 from ..store import ResultsStore
 from .claims import slope_table, sparsity_slopes
+from .language import loss_table, plot_loss_by_position
 from .plots import plot_bins
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
 from .sparsity import plot_accuracy_vs_length, sparsity_table
@@ -30,6 +31,8 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     `<experiment>_<metric>.md` there. Returns the paths written.
     """
     console = console or Console()
+    if metric == "loss":  # language modelling: loss per position bucket at each context
+        return _language_report(store, experiment, out_dir, markdown, console)
     results, sparsity = results_table(store, experiment, metric), sparsity_table(store, experiment, metric)
     diverged = diverged_table(store, experiment)
     if not results[1] and not sparsity[1]:
@@ -74,4 +77,23 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     else:
         for title, (columns, rows) in tables:
             print_table(columns, rows, title, console)
+    return paths
+
+
+def _language_report(store: ResultsStore, experiment: str | None, out_dir, markdown: bool, console: Console
+                     ) -> list[Path]:
+    columns, rows = loss_table(store, experiment)
+    if not rows:
+        console.print("no finished language-modelling runs" + (f" in experiment {experiment!r}" if experiment else ""))
+        return []
+    title = "loss (nats) per position bucket at each context (ext: context-extension method)"
+    paths = []
+    if out_dir is not None:
+        stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_loss")
+        paths.append(plot_loss_by_position(store, experiment, Path(out_dir) / f"{stem}_by_position.png"))
+    if markdown:
+        text = f"### {title}\n\n{markdown_table(columns, rows)}\n" + "".join(f"\n![{p.stem}]({p.name})\n" for p in paths)
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    else:
+        print_table(columns, rows, title, console)
     return paths
