@@ -11,10 +11,10 @@ import re
 
 import numpy as np
 
+from ..groups import group_values
 from ..stats import LEARNED, RESAMPLES, SlopeResult, mean_interval, slope_interval
 
 SEED_IN_NAME = re.compile(r"\s*\bseed=\S+")
-K_GROUP = re.compile(r"^k=(\d+)$")
 
 
 def experiment_point(name: str) -> str:
@@ -42,11 +42,11 @@ def _per_k(rows: list[dict], metric: str) -> dict:
     """{point: {run_key: {(lo, hi): {k: (value, count)}}}} over the rows of `metric` with a k group."""
     out: dict = {}
     for r in rows:
-        m = K_GROUP.match(r["grp"] or "")
-        if r["metric"] != metric or not m or r["count"] is None or not np.isfinite(r["value"]):
+        k = group_values(r["grp"] or "").get("k")
+        if r["metric"] != metric or k is None or r["count"] is None or not np.isfinite(r["value"]):
             continue
         point = out.setdefault(experiment_point(r["name"]), {})
-        point.setdefault(r["run_key"], {}).setdefault((r["lo"], r["hi"]), {})[int(m.group(1))] = (r["value"], r["count"])
+        point.setdefault(r["run_key"], {}).setdefault((r["lo"], r["hi"]), {})[k] = (r["value"], r["count"])
     return out
 
 
