@@ -212,3 +212,11 @@ def test_experiment_base_and_keys_must_be_mappings_and_names():
                                          ("max_positions", 10 ** 12)])
 def test_absurd_sizes_refused_before_any_allocation(field, value):
     assert f"model.{field}" in config_error({"task": TASK, "model": {field: value}})
+
+
+def test_attention_scale_is_checked_and_its_default_keeps_run_keys():
+    assert "log_length" in config_error({"task": TASK, "model": {"attention_scale": "ssmax"}})
+    plain = load_run_config({"task": TASK})
+    explicit = load_run_config({"task": TASK, "model": {"attention_scale": "none"}})
+    scaled = load_run_config({"task": TASK, "model": {"attention_scale": "log_length"}})
+    assert plain.key() == explicit.key() != scaled.key()

@@ -119,3 +119,46 @@ def test_tied_and_untied_heads():
 def test_unknown_scheme_lists_choices():
     with pytest.raises(ValueError, match="choose one of: abacus, alibi, ape"):
         model_for("fourier")
+
+
+@pytest.mark.parametrize("scheme", ["t5", "rope", "nope"])
+def test_log_length_attention_is_causal_and_cache_exact(scheme):
+    """Scalable-Softmax keeps causality and cached decoding exact (bias and bias-free schemes)."""
+    model = model_for(scheme, attention_scale="log_length")
+    x = torch.randint(4, 13, (3, 11))
+    pos = torch.tensor([0, 3, 2, 1, 0, 3, 2, 1, 0, 1, 2]).expand(3, 11)
+    y = x.clone()
+    y[:, 6] = (y[:, 6] + 1 - 4) % 9 + 4
+    with torch.no_grad():
+        full = model(x, pos).logits
+        assert torch.isfinite(full).all()
+        assert torch.allclose(full[:, :6], model(y, pos).logits[:, :6], atol=1e-6)
+        cache = model.new_cache()
+        parts = [model(x[:, :4], pos[:, :4], cache).logits]
+        parts += [model(x[:, t:t + 1], pos[:, :t + 1], cache).logits for t in range(4, 11)]
+    torch.testing.assert_close(torch.cat(parts, 1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_log_length_scales_each_query_by_the_log_of_its_key_count():
+    model = model_for("t5", attention_scale="log_length")
+    attn = model.blocks[0].attn
+    with torch.no_grad():
+        attn.log_scale.copy_(torch.tensor([1.0, 0.5]))
+    q = torch.ones(1, 2, 4, 8)
+    bias = torch.zeros(1, 2, 4, 4).masked_fill(torch.ones(4, 4, dtype=torch.bool).triu(1), float("-inf")) + 1.0
+    q2, bias2 = attn.length_scaled(q, bias, keys=4)
+    expected = torch.tensor([1.0, 0.5])[:, None] * torch.log(torch.arange(1.0, 5.0))[None]  # query i sees i+1 keys
+    torch.testing.assert_close(q2[0, :, :, 0], expected)
+    assert torch.isinf(bias2).sum() == torch.isinf(bias).sum()  # the causal mask survives
+    torch.testing.assert_close(bias2[0, :, 3, :].amax(-1), expected[:, 3])
+    q3, _ = attn.length_scaled(q[:, :, -1:], None, keys=4)  # one new query after 3 cached keys
+    torch.testing.assert_close(q3[0, :, 0, 0], expected[:, 3])
+    assert model_for("t5").blocks[0].attn.log_scale is None  # the default is plain softmax
+
+
+def test_log_length_attention_has_finite_gradients():
+    """The first query sees one key (ln 1 = 0) beside masked -inf entries: no NaN in backward."""
+    model = model_for("t5", attention_scale="log_length").train()
+    x = torch.randint(4, 13, (2, 9))
+    model(x).logits.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -111,6 +111,9 @@ class ModelConfig(Strict):
     # PPC: a second head predicts the next token's position ID, and greedy decoding feeds the
     # predicted IDs back (ppc.py). Needs a task that provides position IDs.
     predict_positions: bool = False
+    # "log_length": Scalable-Softmax (Nakanishi 2025): each query's attention logits times s_h·ln(keys
+    # it sees), s_h learned per head; "none": plain softmax attention (every paper reproduced here).
+    attention_scale: Literal["none", "log_length"] = "none"
 
     @field_validator("positional")
     @classmethod
@@ -180,7 +183,8 @@ class EvalConfig(Strict):
 
 KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "position_loss_weight", 1.0),
                         ("train", "length_buckets", 1), ("train", "early_stop_on", "held_out"),
-                        ("train", "pose_window", None), ("train", "pose_chunks", 2)]
+                        ("train", "pose_window", None), ("train", "pose_chunks", 2),
+                        ("model", "attention_scale", "none")]
 
 
 class RunConfig(Strict):

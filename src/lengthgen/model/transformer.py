@@ -16,8 +16,8 @@ from torch import nn
 from .positional import PositionalScheme, make_scheme
 
 # The architecture is `lengthgen.config.ModelConfig` (n_layers, n_heads, d_model, d_mlp, tie_weights,
-# positional, positional_params, predict_positions); the task fixes the vocabulary and the run the
-# size of the position table, so both come separately.
+# positional, positional_params, predict_positions, attention_scale); the task fixes the vocabulary
+# and the run the size of the position table, so both come separately.
 
 
 @dataclass
@@ -32,6 +32,10 @@ class Attention(nn.Module):
         self.n_heads = cfg.n_heads
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        # Scalable-Softmax (Nakanishi 2025): a query that sees n keys has its logits (content and
+        # bias) multiplied by s_h·ln n, so attention stays as sharp on longer inputs as on the
+        # training lengths instead of spreading over the extra keys. s_h is learned, starting at 1.
+        self.log_scale = nn.Parameter(torch.ones(cfg.n_heads)) if cfg.attention_scale == "log_length" else None
 
     def forward(self, x, position_ids, pos: PositionalScheme, bias, cache: "LayerCache | None" = None):
         """`x` and `position_ids` cover the new tokens; with a cache, their keys and values join
@@ -41,6 +45,8 @@ class Attention(nn.Module):
         q, k = pos.rotate(q, k, position_ids)
         if cache is not None:
             k, v = cache.extend(k, v)
+        if self.log_scale is not None:
+            q, bias = self.length_scaled(q, bias, keys=k.shape[2])
         if bias is not None:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         elif k.shape[2] == T:  # no earlier tokens
@@ -49,6 +55,17 @@ class Attention(nn.Module):
             seen = torch.ones(T, k.shape[2], dtype=torch.bool, device=q.device).tril(k.shape[2] - T)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=seen)
         return self.out(y.transpose(1, 2).reshape(B, T, D))
+
+    def length_scaled(self, q, bias, keys: int):
+        """q and the bias rows of the T newest queries scaled by s_h·ln(keys each one sees)."""
+        T = q.shape[2]
+        seen = torch.arange(keys - T + 1, keys + 1, device=q.device, dtype=q.dtype)  # causal: i+1 keys
+        factor = self.log_scale.to(q.dtype)[:, None] * seen.log()[None, :]  # [H, T]
+        q = q * factor[None, :, :, None]
+        if bias is not None:  # the causal mask's -inf stays -inf; masked out before the product, so
+            masked = torch.isinf(bias)  # no inf * 0 reaches the backward pass
+            bias = (bias.masked_fill(masked, 0) * factor[None, :, :, None].to(bias.dtype)).masked_fill(masked, float("-inf"))
+        return q, bias
 
 
 class LayerCache:
