@@ -169,8 +169,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    # read when inductor first compiles: a fresh directory makes every compile here a cold one
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor-cold-"))
+    # Read when inductor first compiles (importing it already set the default): a fresh directory
+    # makes the first compile here a cold one, as in a run on a new machine.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
     torch._inductor.config.compile_threads = 1  # one process at a time on a shared machine
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps; inductor cache "
           f"{os.environ['TORCHINDUCTOR_CACHE_DIR']}")
