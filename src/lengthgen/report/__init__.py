@@ -1,6 +1,7 @@
 """Tables and plots of per-length-bin results read from the results store, one module per view:
 `tables` (every run, pooled over seeds), `sparsity` (per k, Golowich et al.), `predictions`
-(C-RASP predicted vs observed, Huang et al.); `plots` draws the figures.
+(C-RASP predicted vs observed, Huang et al.), `claims` (the claims' statistics: the sparsity slope,
+the coupling gain); `plots` draws the figures.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..store import ResultsStore
-from .claims import slope_table, sparsity_slopes
+from ..store import DONE_STATUSES, ResultsStore
+from .claims import coupling_gains, gain_table, slope_table, sparsity_slopes
 from .language import loss_table, plot_loss_by_position
 from .plots import plot_bins
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
@@ -26,7 +27,8 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
            out_dir: str | Path | None = None, markdown: bool = False, console: Console | None = None) -> list[Path]:
     """Print the tables (rich, or Markdown when `markdown`) and write the plots into out_dir.
 
-    Runs with per-k groups get the sparsity table and plot; the other runs get the per-bin plot.
+    Runs with per-k groups get the sparsity table and plot; the other runs get the per-bin plot. A task
+    with both plain and coupled runs gets the coupling gain table.
     With `markdown` and an out_dir, the Markdown (plots embedded) is also written to
     `<experiment>_<metric>.md` there. Returns the paths written.
     """
@@ -52,6 +54,12 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
             tables.append((f"the sparsity claim: slope of {metric} against k per bin beyond training, over the k "
                            "each seed learned (>= 0.99 in distribution); bootstrap over seeds and examples",
                            slope_table(slopes)))
+    configs = {r["key"]: r["config"] for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES}
+    gains = coupling_gains(store.metrics(experiment=experiment), configs, metric)
+    if gains:
+        tables.append((f"the coupling claim: gain of {metric} over the best plain scheme (sequential IDs) per bin "
+                       "beyond training, and PPC minus its oracle (decoding with the task's IDs); bootstrap over "
+                       "seeds and examples", gain_table(gains)))
     predictions = prediction_rows(store, experiment, metric)
     if predictions:
         tables.append((prediction_caption(predictions, metric), prediction_table(predictions)))

@@ -9,8 +9,6 @@ one. Only runs that reached an outcome (finished or diverged) are reported.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from rich.table import Table
 
 from ..groups import group_values
 from ..stats import mean_interval
-from .claims import experiment_point
+from .claims import configuration_id, experiment_point
 from ..store import DONE_STATUSES, ResultsStore
 
 Bin = tuple[int, int]
@@ -63,11 +61,6 @@ class Series:
     cells: dict[Bin, Pooled]
 
 
-def _config_id(run: dict) -> str:
-    cfg = {k: v for k, v in run["config"].items() if k not in ("seed", "name", "experiment", "device", "data_workers")}
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
-
-
 def _k_of(grp: str) -> int | None:
     """The sparse tasks' k of a breakdown group (None for the pooled row and other variables)."""
     return group_values(grp).get("k")
@@ -76,7 +69,7 @@ def _k_of(grp: str) -> int | None:
 def collect(store: ResultsStore, experiment: str | None, metric: str, *, by_k: bool) -> list[Series]:
     """Series of `metric` for the whole bin (by_k=False) or for each `k=` group (by_k=True)."""
     runs = {r["key"]: r for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES}
-    config_id = {key: _config_id(r) for key, r in runs.items()}
+    config_id = {key: configuration_id(r["config"]) for key, r in runs.items()}
     values: dict[tuple[str, int | None], dict[Bin, list[tuple[float, int]]]] = defaultdict(lambda: defaultdict(list))
     for m in store.metrics(experiment=experiment):
         k = _k_of(m["grp"])
