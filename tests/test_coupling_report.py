@@ -77,6 +77,9 @@ def test_classification_reads_the_config():
     assert coupling_scheme(config(positional="ape")) == (COUPLED, "coupling")  # the task's default: coupled IDs
     assert coupling_scheme(config(positional="rope", positions="coupled")) == (COUPLED, "coupling-RoPE")
     assert coupling_scheme(config(positional="t5")) == (COUPLED, "coupling-T5")
+    ssmax = config(positional="t5")
+    ssmax["model"]["attention_scale"] = "log_length"
+    assert coupling_scheme(ssmax) == (COUPLED, "coupling-T5+SSMax")
     assert coupling_scheme(config(positional="ape", ppc=True)) == (COUPLED, "PPC")
     assert coupling_scheme(config(task="var_chain", positional="ape", ppc=True, train=(4, 12))) == (COUPLED, "PPC")
     assert coupling_scheme(config(task="index_hints_addition")) is None  # no positions switch

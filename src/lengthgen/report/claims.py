@@ -141,19 +141,21 @@ def coupling_scheme(config: dict) -> tuple[str, str] | None:
 
     Plain: sequential IDs, named by the positional scheme (NoPE, APE, RoPE, FIRE). Coupled: the task's
     coupled IDs fed to APE ("coupling", Cho et al.'s), to another scheme ("coupling-RoPE"), or PPC
-    (`model.predict_positions`: decoding with the IDs the position head predicts)."""
+    (`model.predict_positions`: decoding with the IDs the position head predicts). Scalable-Softmax
+    attention (`model.attention_scale: log_length`) adds "+SSMax" to either kind."""
     task, model = config["task"], config["model"]
     try:  # the task's own default fills a `positions` the config left out
         positions = make_task(task["name"], **task.get("params", {})).params().get("positions")
     except ValueError:
         return None
     scheme = SCHEME_NAMES.get(model["positional"], model["positional"])
+    ssmax = "+SSMax" if model.get("attention_scale", "none") == "log_length" else ""
     if positions == "sequential":
-        return PLAIN, scheme
+        return PLAIN, scheme + ssmax
     if positions != "coupled":
         return None
     prefix = "PPC" if model.get("predict_positions") else "coupling"
-    return COUPLED, prefix if model["positional"] == "ape" else f"{prefix}-{scheme}"
+    return COUPLED, (prefix if model["positional"] == "ape" else f"{prefix}-{scheme}") + ssmax
 
 
 def _task_identity(task: dict) -> tuple[str, str, tuple[int, int]]:

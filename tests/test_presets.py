@@ -1,0 +1,35 @@
+"""Every shipped preset expands into valid run configs whose tasks accept their lengths."""
+
+from pathlib import Path
+
+import pytest
+
+from lengthgen.config import read_yaml
+from lengthgen.experiments.grid import expand, load_experiment
+from lengthgen.tasks import make_task
+
+PRESETS = sorted((Path(__file__).resolve().parents[1] / "presets").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_preset_expands_to_valid_runs(path):
+    spec = read_yaml(path)
+    spec.pop("protocol", None)  # a protocol decides its later runs as it goes; its cells are these
+    runs = expand(spec, str(path))
+    assert runs and len({r.name for r in runs}) == len(runs)  # every point named once
+    assert len({r.key() for r in runs}) == len(runs)  # no two points train the same run
+    for run in runs:
+        task = make_task(run.task.name, **run.task.params)
+        task.valid_lengths(*run.task.train_lengths)  # raises on a window without a valid length
+        for lo, hi in run.task.eval_bins:
+            task.valid_lengths(lo, hi)
+
+
+def test_cpu_presets_train_several_seeds():
+    """Issue 11: the CPU presets that judge a claim run at least 3 seeds per point."""
+    for name in ("coupling_cpu", "huang_formal_cpu", "huang_algorithmic_cpu", "golowich_sparsity_cpu", "demo"):
+        runs = load_experiment(PRESETS[0].parent / f"{name}.yaml")
+        seeds: dict = {}
+        for r in runs:
+            seeds.setdefault(r.name.rsplit(" seed=", 1)[0], set()).add(r.seed)
+        assert min(len(s) for s in seeds.values()) >= 3, name
