@@ -6,6 +6,7 @@ import pytest
 
 from lengthgen.config import read_yaml
 from lengthgen.experiments.grid import expand, load_experiment
+from lengthgen.report.claims import experiment_point
 from lengthgen.tasks import make_task
 
 PRESETS = sorted((Path(__file__).resolve().parents[1] / "presets").glob("*.yaml"))
@@ -31,5 +32,5 @@ def test_cpu_presets_train_several_seeds():
         runs = load_experiment(PRESETS[0].parent / f"{name}.yaml")
         seeds: dict = {}
         for r in runs:
-            seeds.setdefault(r.name.rsplit(" seed=", 1)[0], set()).add(r.seed)
+            seeds.setdefault(experiment_point(r.name), set()).add(r.seed)
         assert min(len(s) for s in seeds.values()) >= 3, name

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import lru_cache
 
 import numpy as np
 
@@ -144,9 +145,8 @@ def coupling_scheme(config: dict) -> tuple[str, str] | None:
     (`model.predict_positions`: decoding with the IDs the position head predicts). Scalable-Softmax
     attention (`model.attention_scale: log_length`) adds "+SSMax" to either kind."""
     task, model = config["task"], config["model"]
-    try:  # the task's own default fills a `positions` the config left out
-        positions = make_task(task["name"], **task.get("params", {})).params().get("positions")
-    except ValueError:
+    positions = _positions(task["name"], json.dumps(task.get("params", {}), sort_keys=True))
+    if positions is None:
         return None
     scheme = SCHEME_NAMES.get(model["positional"], model["positional"])
     ssmax = "+SSMax" if model.get("attention_scale", "none") == "log_length" else ""
@@ -156,6 +156,16 @@ def coupling_scheme(config: dict) -> tuple[str, str] | None:
         return None
     prefix = "PPC" if model.get("predict_positions") else "coupling"
     return COUPLED, (prefix if model["positional"] == "ape" else f"{prefix}-{scheme}") + ssmax
+
+
+@lru_cache(maxsize=None)
+def _positions(name: str, params_json: str) -> str | None:
+    """A task's `positions` (its own default where the config left it out), built once per task and
+    parameters rather than once per run; None for a task without the switch or unknown here."""
+    try:
+        return make_task(name, **json.loads(params_json)).params().get("positions")
+    except ValueError:
+        return None
 
 
 def _task_identity(task: dict) -> tuple[str, str, tuple[int, int]]:
