@@ -220,3 +220,15 @@ def test_attention_scale_is_checked_and_its_default_keeps_run_keys():
     explicit = load_run_config({"task": TASK, "model": {"attention_scale": "none"}})
     scaled = load_run_config({"task": TASK, "model": {"attention_scale": "log_length"}})
     assert plain.key() == explicit.key() != scaled.key()
+
+
+def test_reported_metric_follows_greedy_decoding():
+    """`lengthgen run` reports what the runs stored: no greedy results exist with eval.greedy off."""
+    from lengthgen.config import RunConfig
+
+    greedy = RunConfig.model_validate({"task": {"name": "sort"}})
+    forced = RunConfig.model_validate({"task": {"name": "sort"}, "eval": {"greedy": False}})
+    language = RunConfig.model_validate({"task": {"name": "lm"}, "eval": {"greedy": False}})
+    assert greedy.reported_metric() == "exact_match_greedy"
+    assert forced.reported_metric() == "exact_match_tf"
+    assert language.reported_metric() == "loss"

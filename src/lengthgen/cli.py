@@ -165,7 +165,7 @@ def cmd_run(args):
     if not args.no_report:
         from .report import report
 
-        metric = todo.protocol.metric if todo.protocol else todo.configs[0].task.build().default_metric
+        metric = todo.protocol.metric if todo.protocol else todo.configs[0].reported_metric()
         report(store, experiment=todo.experiment, metric=metric, out_dir=store.plots_dir())
 
 

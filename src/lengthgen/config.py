@@ -229,6 +229,12 @@ class RunConfig(Strict):
                 raise ValueError(f"train.pose_window={window} is shorter than the longest training example ({need} tokens)")
         return self
 
+    def reported_metric(self) -> str:
+        """What `lengthgen run` reports: the task's metric, teacher-forced where greedy decoding is
+        off (`eval.greedy: false` stores no greedy results)."""
+        metric = self.task.build().default_metric
+        return "exact_match_tf" if metric == "exact_match_greedy" and not self.eval.greedy else metric
+
     def key(self) -> str:
         """Deterministic identity of a run: a hash of everything that affects its results."""
         d = self.model_dump(mode="json", exclude={"name", "experiment", "device", "data_workers"})
