@@ -166,7 +166,9 @@ def cmd_run(args):
         from .report import report
 
         metric = todo.protocol.metric if todo.protocol else todo.configs[0].reported_metric()
-        report(store, experiment=todo.experiment, metric=metric, out_dir=store.plots_dir())
+        # What this file asks for now: runs of configurations it no longer names are left out.
+        shown = store if todo.mode == "protocol" or args.only else store.restricted_to(c.key() for c in todo.configs)
+        report(shown, experiment=todo.experiment, metric=metric, out_dir=store.plots_dir())
 
 
 def cmd_report(args):
@@ -177,8 +179,19 @@ def cmd_report(args):
     if not store.exists():
         raise ConfigError(f"no results store in {args.root!r} (no {store.path.name} there); pass the --root your runs "
                           "wrote to")
+    experiment, metric = args.experiment, args.metric
+    if args.preset:
+        from .experiments.runner import plan
+
+        todo = plan(find_preset(args.preset))
+        if todo.mode == "protocol":
+            raise ConfigError(f"--preset {args.preset!r} is a protocol experiment, whose runs are decided as it goes; "
+                              f"report it with --experiment {todo.experiment}")
+        store = store.restricted_to(c.key() for c in todo.configs)
+        experiment, metric = experiment or todo.experiment, metric or todo.configs[0].reported_metric()
     out_dir = Path(args.out) if args.out else store.plots_dir()
-    out = report(store, experiment=args.experiment, metric=args.metric, out_dir=out_dir, markdown=args.markdown)
+    out = report(store, experiment=experiment, metric=metric or "exact_match_greedy", out_dir=out_dir,
+                 markdown=args.markdown)
     for p in out:
         if isinstance(p, Path):
             print(f"wrote {p}")
@@ -285,7 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="tables and plots from the results store")
     rep.add_argument("--experiment")
-    rep.add_argument("--metric", default="exact_match_greedy")
+    rep.add_argument("--preset", metavar="FILE",
+                     help="only the runs this experiment file (or preset name) expands to now, not the configurations "
+                          "it superseded; also sets --experiment and the metric it reports")
+    rep.add_argument("--metric", help="default: exact_match_greedy, or the --preset's reported metric")
     rep.add_argument("--out", help="folder for plots and Markdown (default: <root>/plots)")
     rep.add_argument("--markdown", action="store_true")
     rep.set_defaults(func=cmd_report)

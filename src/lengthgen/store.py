@@ -148,13 +148,19 @@ def load_torch(path: Path, device="cpu"):
 
 
 class ResultsStore:
-    def __init__(self, root: str | os.PathLike = "lengthgen-runs"):
+    def __init__(self, root: str | os.PathLike = "lengthgen-runs", only: frozenset[str] | None = None):
         self.root = Path(root)
         self.path = self.root / DB_FILE
+        self._only = only  # run keys a read view (`restricted_to`) shows; None = every run
         self._local = threading.local()
 
     def __reduce__(self):  # a store travels to worker processes as its root; each worker connects anew
-        return type(self), (self.root,)
+        return type(self), (self.root, self._only)
+
+    def restricted_to(self, keys) -> ResultsStore:
+        """A read view of this store that shows only the runs with these keys (and their metrics):
+        what an experiment file expands to now, without the configurations it superseded."""
+        return type(self)(self.root, frozenset(keys))
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -288,13 +294,16 @@ class ResultsStore:
         if experiment is not None:
             where += (" AND " if where else "WHERE ") + _MEMBER.format(key="key", experiment="experiment")
             params += (experiment, experiment)
-        return [_parse_run(r) for r in self._read(f"SELECT * FROM runs {where} ORDER BY created_at, key", params)]
+        rows = self._read(f"SELECT * FROM runs {where} ORDER BY created_at, key", params)
+        return [_parse_run(r) for r in rows if self._only is None or r["key"] in self._only]
 
     def metrics(self, keys: list[str] | None = None, experiment: str | None = None) -> list[dict]:
         """Metric rows joined with their run's task, positional, seed, name, experiment and status."""
         where, params = "", ()
         if experiment is not None:
             where, params = "WHERE " + _MEMBER.format(key="r.key", experiment="r.experiment"), (experiment, experiment)
+        if self._only is not None:
+            keys = self._only if keys is None else self._only.intersection(keys)
         if keys is not None:
             # json_each takes any number of keys in one parameter (no host-variable limit).
             where += (" AND " if where else "WHERE ") + "m.run_key IN (SELECT value FROM json_each(?))"
@@ -365,6 +374,8 @@ class ResultsStore:
                                  "or pass another --root") from None
 
     def _write(self, fn):
+        if self._only is not None:
+            raise RuntimeError("a store restricted to some runs is a read view; write through the full store")
         return _transaction(self._conn(), fn)
 
     def _read(self, sql: str, params=()) -> list[dict]:
