@@ -228,3 +228,20 @@ def test_sampler_param_is_validated_and_both_samplers_give_members(name):
         ex = task.sample_window(rng, *task.default_eval_bins[1])
         assert task.is_member(task.string_of(ex))
     assert "official (default; the paper's" in make_task(name).format
+
+
+def test_official_offset_range_shifts_every_example_over_the_longest_sequence():
+    """train_with_ce.py: k uniform in [0, n_positions / 2) = [0, L), L the longest test sequence,
+    whatever the example's length; the general rule shifts an example only as far as its last ID
+    reaching the longest sequence's."""
+    from lengthgen.positions import draw_offsets, max_offset, table_size
+
+    ours, official = make_task("dyck2"), make_task("dyck2", offset_range="official")
+    longest = 150
+    assert [max_offset(ours, n, longest) for n in (10, 50)] == [140, 100]
+    assert [max_offset(official, n, longest) for n in (10, 50)] == [150, 150]
+    assert table_size(ours, (2, 50), longest, True) == 151 and table_size(official, (2, 50), longest, True) == 201
+    drawn = draw_offsets(np.random.default_rng(0), official, [10] * 4000, longest)
+    assert min(drawn) == 0 and max(drawn) == 150 and abs(np.mean(drawn) - 75) < 2
+    with pytest.raises(ValueError, match="offset_range 'far'.*longest, official"):
+        make_task("dyck2", offset_range="far")

@@ -51,6 +51,10 @@ no official generator: both choices are ours. Default windows follow the officia
 window 5); ab_d_bc and zot_02 train on [2, 50] (their strings are shorter than the top) and
 test to 100 and 150 (their bins kept the lower window 2); D-2 tests to 100 and 150.
 
+APE offsets. Task parameter `offset_range`: `longest` (the default, the general rule of
+positions.max_offset) or `official` (Huang et al.'s train_with_ce.py: every training example
+shifted by k uniform over [0, L), L = the longest test sequence, so the table has ~2L rows).
+
 The `uniform` samplers follow formal_languages.md with `length` fixed by the caller; the changes this forces:
 Tomita-5/6 draw uniform bit strings of the given length and reject non-members (exactly the
 reference generator conditioned on its length); a⁺b⁺c⁺d⁺e⁺ splits n into five positive counts
@@ -73,6 +77,11 @@ from .base import BOS, PAD, TASKS, Example, Task, Vocab, register_task
 
 LABEL_PREFIX = "L:"
 SAMPLERS = ("official", "uniform")
+# APE training offsets: "longest" (the general rule, positions.max_offset: an example's last ID
+# reaches the longest test sequence's last ID) or "official" (train_with_ce.py offset_and_forward:
+# every example shifted by k uniform in [0, L), L the longest test sequence, whatever its length;
+# the table then has about 2L rows, as their n_positions = 2 * max_seq_length).
+OFFSET_RANGES = ("longest", "official")
 DEAD = None  # the state of a prefix that is not a prefix of any word
 
 
@@ -90,11 +99,15 @@ class FormalLanguage(Task):
     default_train_lengths = (1, 100)
     default_eval_bins = ((1, 100), (101, 150), (151, 200))
 
-    def __init__(self, sampler: str = "official"):
+    def __init__(self, sampler: str = "official", offset_range: str = "longest"):
         if sampler not in SAMPLERS:
             raise ValueError(f"task {self.name!r}: unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)} "
                              "(official = the paper's generators)")
+        if offset_range not in OFFSET_RANGES:
+            raise ValueError(f"task {self.name!r}: unknown offset_range {offset_range!r}; allowed: "
+                             f"{', '.join(OFFSET_RANGES)} (official = Huang et al.'s shift range)")
         self.sampler = sampler
+        self.offset_range = offset_range
         self.vocab = Vocab(list(self.alphabet) + list(self.label_tokens()))
 
     # --- the language -------------------------------------------------------------------
@@ -165,6 +178,9 @@ class FormalLanguage(Task):
     # --- Task protocol ------------------------------------------------------------------
     def seq_len(self, length: int) -> int:
         return length + 1
+
+    def max_offset(self, length, longest):
+        return self.seq_len(longest) - 1 if self.offset_range == "official" else None
 
     def sample(self, rng, length):
         self.check_length(length)
