@@ -165,10 +165,9 @@ def cmd_run(args):
     if not args.no_report:
         from .report import report
 
-        metric = todo.protocol.metric if todo.protocol else todo.configs[0].reported_metric()
         # What this file asks for now: runs of configurations it no longer names are left out.
-        shown = store if todo.mode == "protocol" or args.only else store.restricted_to(c.key() for c in todo.configs)
-        report(shown, experiment=todo.experiment, metric=metric, out_dir=store.plots_dir())
+        shown = store if todo.mode == "protocol" or args.only else store.restricted_to(todo.keys())
+        report(shown, experiment=todo.experiment, metric=todo.reported_metric(), out_dir=store.plots_dir())
 
 
 def cmd_report(args):
@@ -187,8 +186,8 @@ def cmd_report(args):
         if todo.mode == "protocol":
             raise ConfigError(f"--preset {args.preset!r} is a protocol experiment, whose runs are decided as it goes; "
                               f"report it with --experiment {todo.experiment}")
-        store = store.restricted_to(c.key() for c in todo.configs)
-        experiment, metric = experiment or todo.experiment, metric or todo.configs[0].reported_metric()
+        store = store.restricted_to(todo.keys())
+        experiment, metric = experiment or todo.experiment, metric or todo.reported_metric()
     out_dir = Path(args.out) if args.out else store.plots_dir()
     out = report(store, experiment=experiment, metric=metric or "exact_match_greedy", out_dir=out_dir,
                  markdown=args.markdown)

@@ -32,12 +32,18 @@ class Plan:
     ensemble: int = 1  # runs trained together (mode "ensemble")
     protocol: ProtocolConfig | None = None
 
+    def keys(self) -> list[str]:
+        return [c.key() for c in self.configs]
+
+    def reported_metric(self) -> str:
+        return self.protocol.metric if self.protocol else self.configs[0].reported_metric()
+
     def describe(self, store: ResultsStore) -> str:
         if self.mode == "protocol":
             return (f"experiment {self.experiment}: protocol over {len(self.configs)} cells, up to "
                     f"{len(search_points(self.protocol.search))} search configurations and "
                     f"{self.protocol.seeds.max_attempts} seeds each")
-        already = sum(store.is_finished(c.key()) for c in self.configs)
+        already = sum(store.is_finished(k) for k in self.keys())
         text = (f"experiment {self.experiment}: {len(self.configs)} runs, {already} already finished "
                 f"(executor {self.executor})")
         return text + (f"; ensembles of up to {self.ensemble} runs" if self.mode == "ensemble" else "")
@@ -83,7 +89,7 @@ def plan(path: str | Path, *, only: str | None = None, executor: str = "sequenti
 
 def execute(plan: Plan, store: ResultsStore, progress=None) -> Outcome:
     if plan.mode != "protocol":  # finished runs are skipped below, yet belong to this experiment too
-        store.join_experiment(plan.experiment, [c.key() for c in plan.configs])
+        store.join_experiment(plan.experiment, plan.keys())
     if plan.mode == "protocol":
         return Outcome(cells=run_protocol(plan.protocol, plan.configs, store, progress=progress))
     if plan.mode == "ensemble":
