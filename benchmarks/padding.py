@@ -18,6 +18,7 @@ one padded batch.
     python benchmarks/padding.py
     python benchmarks/padding.py --time --threads 1
     python benchmarks/padding.py --task unique_copy --lengths 1 50 --splits 1 2 4 8
+    python benchmarks/padding.py --task sort --lengths 1 16 --splits 1 2 4 --time --threads 1 --size 1/2/256
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ def fractions(task, lengths: tuple[int, int], splits: int, batch_size: int, step
 
 
 def steps_per_second(name: str, lengths: tuple[int, int], splits_list: list[int], batch_size: int,
-                     rounds: int = 3, steps: int = 15) -> dict[int, float]:
-    """Training steps/s (2 layers, 4 heads, d=64) per number of sorted sub-batches, interleaved."""
+                     size: tuple[int, int, int] = (2, 4, 64), rounds: int = 3, steps: int = 15) -> dict[int, float]:
+    """Training steps/s of a (layers, heads, width) model per number of sorted sub-batches, interleaved."""
     from lengthgen.training.build import build_model, loss_on, make_optimizer
 
+    layers, heads, width = size
     cfg = load_run_config({"task": {"name": name, "train_lengths": list(lengths)},
-                           "model": {"n_layers": 2, "n_heads": 4, "d_model": 64}})
+                           "model": {"n_layers": layers, "n_heads": heads, "d_model": width}})
     task = cfg.task.build()
     model = build_model(cfg, task)
     opt = make_optimizer(model, cfg)
@@ -85,9 +87,16 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=200, help="batches drawn per case")
     p.add_argument("--time", action="store_true", help="also time real training steps per setting")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--size", default="2/4/64", help="model timed by --time, layers/heads/width (default 2/4/64)")
     args = p.parse_args(argv)
     if (args.task is None) != (args.lengths is None):
         p.error("--task and --lengths go together")
+    try:
+        size = tuple(int(v) for v in args.size.split("/"))
+    except ValueError:
+        size = ()
+    if len(size) != 3 or min(size) < 1 or size[2] % size[1]:
+        p.error(f"--size must be layers/heads/width, whole numbers >= 1 with width divisible by heads, got {args.size!r}")
     if any(s < 1 or s > args.batch_size for s in args.splits):
         p.error(f"--splits must lie in 1..{args.batch_size} (the batch size), got {args.splits}")
     cases = [(args.task, *args.lengths)] if args.task else DEFAULT_CASES
@@ -102,10 +111,11 @@ def main(argv=None) -> None:
         return
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"\ntraining steps/s (2 layers, 4 heads, d=64, batch {args.batch_size}, {torch.get_num_threads()} threads)")
+    print(f"\ntraining steps/s ({size[0]} layers, {size[1]} heads, d={size[2]}, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads)")
     print(f"{'task':<16}{'lengths':<10}{'sub-batches':>12}{'steps/s':>9}{'x 1 batch':>11}")
     for name, lo, hi in cases:
-        rates = steps_per_second(name, (lo, hi), args.splits, args.batch_size)
+        rates = steps_per_second(name, (lo, hi), args.splits, args.batch_size, size)
         for splits, rate in rates.items():
             print(f"{name:<16}{f'{lo}-{hi}':<10}{splits:>12}{rate:>9.2f}{rate / rates[args.splits[0]]:>10.2f}x")
 

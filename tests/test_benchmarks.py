@@ -45,6 +45,14 @@ def test_padding_cli_rejects_bad_splits(capsys):
     with pytest.raises(SystemExit):
         padding.main(["--splits", "0"])
     assert "--splits must lie in 1..64" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        padding.main(["--size", "1/3/64"])
+    assert "width divisible by heads, got '1/3/64'" in capsys.readouterr().err
+
+
+def test_steps_per_second_times_the_model_size_asked_for():
+    rates = padding.steps_per_second("sort", (1, 8), [1, 2], batch_size=8, size=(1, 2, 32), rounds=1, steps=2)
+    assert set(rates) == {1, 2} and all(r > 0 for r in rates.values())
 
 
 def test_optimizer_is_fused_on_cpu_and_keeps_decay_groups():

@@ -1,7 +1,7 @@
 """Tables and plots of per-length-bin results read from the results store, one module per view:
 `tables` (every run, pooled over seeds), `sparsity` (per k, Golowich et al.), `predictions`
-(C-RASP predicted vs observed, Huang et al.), `claims` (the claims' statistics: the sparsity slope,
-the coupling gain); `plots` draws the figures.
+(C-RASP predicted vs observed, Huang et al., beside their published numbers from `published`),
+`claims` (the claims' statistics: the sparsity slope, the coupling gain); `plots` draws the figures.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Predicted vs observed length generalization (Huang et al. 2025, DESIGN §4.2): per task and
 scheme, the bins, the C-RASP prediction, the observed outcome and whether they agree, plus a figure
 with one panel per task. For a protocol experiment its rows are the protocol's decisions, averaged
-over the chosen configuration's successful seeds."""
+over the chosen configuration's successful seeds. Beside each row, Huang et al.'s published numbers
+(published.py) judged by the same rule."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from matplotlib import colormaps
 from ..store import ResultsStore
 from ..stats import GENERALIZES, GENERALIZES_, LEARNED, NOT_LEARNED, huang_verdict
 from .plots import panels, plot_series, save_figure, shade_training_range
+from .published import published
 from .tables import Bin, Pooled, Series, bin_label, collect
 
 GENERALIZES_AT = GENERALIZES  # observed to generalize: mean metric on the longest bin >= this
@@ -24,9 +26,11 @@ def scheme_label(positional: str, positional_reg: float) -> str:
     return f"{positional}+reg {positional_reg:g}" if positional_reg else positional
 
 
-def predicted_to_generalize(task: str, positional: str) -> bool | None:
-    """The C-RASP prediction (crasp.library.predict) for APE (with or without the positional
-    regulariser) and NoPE; None for other schemes and for tasks the library does not cover."""
+def predicted_to_generalize(task: str, positional: str, *, ours: bool = False) -> bool | None:
+    """The prediction agreement is counted against (DESIGN §7): Huang et al.'s stated one where they
+    state it, else our C-RASP library's (crasp.library.predict); with `ours`, always the library's.
+    For APE (with or without the positional regulariser) and NoPE; None for other schemes and for
+    tasks the library does not cover."""
     from ..crasp.library import predict
 
     if positional not in ("ape", "nope"):
@@ -35,6 +39,8 @@ def predicted_to_generalize(task: str, positional: str) -> bool | None:
         prediction = predict(task)
     except ValueError:
         return None
+    if prediction.paper is not None and not ours:
+        return prediction.paper[0] if positional == "ape" else prediction.paper[1]
     return prediction.ape if positional == "ape" else prediction.nope
 
 
@@ -73,9 +79,29 @@ class PredictionRow:
 
     @property
     def agrees(self) -> bool | None:
-        if self.predicted is None or self.observed is None:
-            return None
-        return self.predicted == self.observed
+        return _agrees(self.predicted, self.verdict)
+
+    @property
+    def published(self) -> tuple[float, float, float] | None:
+        return published(self.task, self.scheme)
+
+    @property
+    def published_verdict(self) -> str | None:
+        """Huang et al.'s numbers under the same rule, one value per bin (a mean over seeds in the
+        algorithmic suite, one plotted number per formal language), on their own windows."""
+        values = self.published
+        return None if values is None else huang_verdict([values[0] / 100], [values[-1] / 100])
+
+    @property
+    def published_agrees(self) -> bool | None:
+        return _agrees(self.predicted, self.published_verdict)
+
+
+def _agrees(predicted: bool | None, verdict: str | None) -> bool | None:
+    """Whether a verdict matches the prediction; None when either is missing or nothing was learned."""
+    if predicted is None or verdict in (None, NOT_LEARNED):
+        return None
+    return predicted == (verdict == GENERALIZES_)
 
 
 def _protocol_rows(store: ResultsStore, experiment: str | None, metric: str) -> list[PredictionRow]:
@@ -117,23 +143,54 @@ def _verdict(value: bool | None) -> str | None:
 
 
 def prediction_table(rows: list[PredictionRow]) -> tuple[list[str], list[list]]:
-    """Columns: task, scheme, chosen, seeds, one per length bin, predicted, observed, agrees."""
+    """Columns: task, scheme, chosen, seeds, one per length bin, predicted, observed, agrees, then
+    Huang et al.'s published values (%, ID / first / longest test bin) and their verdict."""
     bins = sorted({b for r in rows for b in r.cells})
-    columns = ["task", "scheme", "chosen", "seeds", *map(bin_label, bins), "predicted", "observed", "agrees"]
-    return columns, [[r.task, r.scheme, r.chosen, r.seeds, *(r.cells.get(b) for b in bins), _verdict(r.predicted),
-                      _verdict(r.observed) if r.learned else "not learned",
-                      None if r.agrees is None else ("yes" if r.agrees else "NO")]
+    columns = ["task", "scheme", "chosen", "seeds", *map(bin_label, bins), "predicted", "observed", "agrees",
+               "Huang et al. (%)", "theirs: observed"]
+    return columns, [[r.task, r.scheme, r.chosen, r.seeds, *(r.cells.get(b) for b in bins), _predicted(r),
+                      _verdict(r.observed) if r.learned else NOT_LEARNED, _yes_no(r.agrees),
+                      None if r.published is None else "/".join(f"{v:g}" for v in r.published), _theirs(r)]
                      for r in rows]
+
+
+def _predicted(row: PredictionRow) -> str:
+    """The counted prediction, with our library's beside it where the two differ."""
+    ours = predicted_to_generalize(row.task, row.positional, ours=True)
+    return _verdict(row.predicted) + ("" if ours == row.predicted else f" (our C-RASP: {_verdict(ours)})")
+
+
+def _theirs(row: PredictionRow) -> str | None:
+    """Their verdict, and whether it agrees with the prediction where it is judged."""
+    if row.published_verdict is None:
+        return None
+    return row.published_verdict + {True: " (agrees)", False: " (disagrees)", None: ""}[row.published_agrees]
+
+
+def _yes_no(value: bool | None) -> str | None:
+    return None if value is None else ("yes" if value else "NO")
+
+
+def _tally(rows: list[PredictionRow], agrees) -> str:
+    """'a/b' judged rows agreeing, overall and per scheme."""
+    per_scheme: dict = defaultdict(list)
+    for r in rows:
+        if agrees(r) is not None:
+            per_scheme[r.scheme].append(agrees(r))
+    every = [a for values in per_scheme.values() for a in values]
+    return f"{sum(every)}/{len(every)}" + "".join(f"; {s} {sum(v)}/{len(v)}" for s, v in sorted(per_scheme.items()))
 
 
 def prediction_caption(rows: list[PredictionRow], metric: str) -> str:
     longest = {r.longest_bin for r in rows if r.longest_bin}
     where = bin_label(next(iter(longest))) if len(longest) == 1 else "its longest bin"
-    agree = [r.agrees for r in rows if r.agrees is not None]
-    return (f"{metric}: predicted (C-RASP; APE+reg uses the APE prediction) vs observed length generalization "
+    return (f"{metric}: predicted (Huang et al.'s stated prediction where given, else our C-RASP library's; APE+reg "
+            f"uses the APE prediction) vs observed length generalization "
             f"(observed generalizes iff the mean on {where} is >= {GENERALIZES_AT:.0%} over the seeds that learned "
             f"it; a row is learned when its first, in-distribution bin is >= {LEARNED:.0%} in a majority of its "
-            f"seeds, else 'not learned' and not judged); {sum(agree)}/{len(agree)} judged rows agree")
+            f"seeds, else 'not learned' and not judged); judged rows that agree: {_tally(rows, lambda r: r.agrees)}. "
+            f"Huang et al.'s published numbers judged the same way (on their windows): "
+            f"{_tally(rows, lambda r: r.published_agrees)}")
 
 
 def plot_predictions(rows: list[PredictionRow], metric: str, path: str | Path) -> Path:
