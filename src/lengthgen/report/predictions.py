@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib import colormaps
 
 from ..store import ResultsStore
-from ..stats import GENERALIZES, GENERALIZES_, LEARNED, NOT_LEARNED, huang_verdict
+from ..stats import GENERALIZES, GENERALIZES_, LEARNED, NOT_LEARNED, agreement, huang_verdict
 from .plots import panels, plot_series, save_figure, shade_training_range
 from .published import published
 from .tables import Bin, Pooled, Series, bin_label, collect
@@ -171,14 +171,16 @@ def _yes_no(value: bool | None) -> str | None:
     return None if value is None else ("yes" if value else "NO")
 
 
-def _tally(rows: list[PredictionRow], agrees) -> str:
-    """'a/b' judged rows agreeing, overall and per scheme."""
-    per_scheme: dict = defaultdict(list)
+def _tally(rows: list[PredictionRow], verdict_of) -> str:
+    """'a/b' judged rows agreeing (`stats.agreement`), overall and per scheme, for one verdict per row."""
+    per_scheme: dict = defaultdict(lambda: ({}, {}))
     for r in rows:
-        if agrees(r) is not None:
-            per_scheme[r.scheme].append(agrees(r))
-    every = [a for values in per_scheme.values() for a in values]
-    return f"{sum(every)}/{len(every)}" + "".join(f"; {s} {sum(v)}/{len(v)}" for s, v in sorted(per_scheme.items()))
+        if verdict_of(r) is not None:
+            verdicts, predictions = per_scheme[r.scheme]
+            verdicts[r.task, r.chosen], predictions[r.task, r.chosen] = verdict_of(r), _verdict(r.predicted)
+    tallies = {s: agreement(*vp) for s, vp in sorted(per_scheme.items())}
+    agree, judged = sum(t.agree for t in tallies.values()), sum(t.judged for t in tallies.values())
+    return f"{agree}/{judged}" + "".join(f"; {s} {t.agree}/{t.judged}" for s, t in tallies.items() if t.judged)
 
 
 def prediction_caption(rows: list[PredictionRow], metric: str) -> str:
@@ -188,9 +190,9 @@ def prediction_caption(rows: list[PredictionRow], metric: str) -> str:
             f"uses the APE prediction) vs observed length generalization "
             f"(observed generalizes iff the mean on {where} is >= {GENERALIZES_AT:.0%} over the seeds that learned "
             f"it; a row is learned when its first, in-distribution bin is >= {LEARNED:.0%} in a majority of its "
-            f"seeds, else 'not learned' and not judged); judged rows that agree: {_tally(rows, lambda r: r.agrees)}. "
+            f"seeds, else 'not learned' and not judged); judged rows that agree: {_tally(rows, lambda r: r.verdict)}. "
             f"Huang et al.'s published numbers judged the same way (on their windows): "
-            f"{_tally(rows, lambda r: r.published_agrees)}")
+            f"{_tally(rows, lambda r: r.published_verdict)}")
 
 
 def plot_predictions(rows: list[PredictionRow], metric: str, path: str | Path) -> Path:

@@ -63,9 +63,10 @@ _FORMAL = {
     "boolean5": ((100, 75.3, 72.1), (100, 75.3, 72.1), (100, 75.3, 72.1)),
 }
 FORMAL = {task: dict(zip(("ape", "ape+reg 0.0001", "nope"), values)) for task, values in _FORMAL.items()}
+_BY_TASK = {**ALGORITHMIC, **FORMAL}
 
 
 def published(task: str, scheme: str) -> tuple[float, float, float] | None:
     """Huang et al.'s (ID, first test bin, longest test bin) in % for a task and scheme label, or None
     where they published none."""
-    return {**ALGORITHMIC, **FORMAL}.get(task, {}).get(scheme)
+    return _BY_TASK.get(task, {}).get(scheme)
