@@ -128,8 +128,10 @@ def test_report_picks_the_view_and_writes_plots(store, tmp_path):
     assert "per k and length bin" in text and "K_train" in text
 
     paths = report(store, "pos", metric="token_acc", out_dir=out, markdown=True, console=Console(record=True))
-    # parity has C-RASP predictions for APE and NoPE: the predicted-vs-observed view comes too.
-    assert [p.name for p in paths] == ["pos_token_acc_bins.png", "pos_token_acc_predictions.png", "pos_token_acc.md"]
+    # parity has C-RASP predictions for APE and NoPE: the predicted-vs-observed view comes too, and
+    # with several seeds per cell the selection rules.
+    assert [p.name for p in paths] == ["pos_token_acc_bins.png", "pos_token_acc_predictions.png",
+                                       "pos_token_acc_selection.json", "pos_token_acc.md"]
     assert_png(paths[0])
     md = paths[-1].read_text()
     assert re.search(r"\| parity \| nope \| parity-nope \| 0\.500 \[[^]]+\] \| 0\.450 \[[^]]+\] \| 0\.400 \[[^]]+\] \|", md)
@@ -138,7 +140,7 @@ def test_report_picks_the_view_and_writes_plots(store, tmp_path):
     # A mixed selection gets both views.
     paths = report(store, out_dir=out, console=Console(record=True))
     assert [p.name for p in paths] == ["all_exact_match_greedy_by_k.png", "all_exact_match_greedy_bins.png",
-                                       "all_exact_match_greedy_predictions.png"]
+                                       "all_exact_match_greedy_predictions.png", "all_exact_match_greedy_selection.json"]
     assert report(store, "no-such-experiment", out_dir=out, console=Console(record=True)) == []
     console = Console(record=True, width=200)
     assert report(store, "pos", metric="exact_match_tf", out_dir=out, console=console) == []

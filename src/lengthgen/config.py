@@ -51,11 +51,19 @@ def _check_bin(b: Bin, what: str) -> Bin:
     return b
 
 
+def judged_bin(eval_bins, judged=None) -> Bin:
+    """The bin a run's verdict judges: `judged` where a config names one, else the longest bin."""
+    return tuple(judged) if judged is not None else tuple(max(eval_bins, key=lambda b: (b[1], b[0])))
+
+
 class TaskConfig(Strict):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     train_lengths: Bin | None = None  # inclusive; None = the task's default
     eval_bins: list[Bin] | None = None  # inclusive bins; None = the task's default
+    # The bin that verdicts judge and that validation draws come from: a paper's own test bin when
+    # longer bins are a secondary view. None = the longest evaluation bin.
+    judged_bin: Bin | None = None
 
     @field_validator("eval_bins")
     @classmethod
@@ -83,6 +91,9 @@ class TaskConfig(Strict):
             self.train_lengths = tuple(task.default_train_lengths)
         if self.eval_bins is None:
             self.eval_bins = [tuple(b) for b in task.default_eval_bins]
+        if self.judged_bin is not None and tuple(self.judged_bin) not in {tuple(b) for b in self.eval_bins}:
+            raise ValueError(f"judged_bin {list(self.judged_bin)} is not one of the eval_bins "
+                             f"{[list(b) for b in self.eval_bins]}")
         for field, b in [("train_lengths", self.train_lengths)] + [("eval_bins", b) for b in self.eval_bins]:
             _check_bin(b, f"{field} range")
             try:
@@ -90,6 +101,10 @@ class TaskConfig(Strict):
             except ValueError as err:
                 raise ValueError(f"{field}: {err}") from None
         return self
+
+    def judged(self) -> Bin:
+        """The bin verdicts judge: `judged_bin`, else the longest evaluation bin."""
+        return judged_bin(self.eval_bins, self.judged_bin)
 
     def build(self):
         from .tasks import make_task
@@ -159,6 +174,9 @@ class TrainConfig(Strict):
     # Sorted sub-batches per step, each padded only to its own longest example (gradient
     # accumulation; same gradient up to summation order). 1 = one padded batch.
     length_buckets: Int = Field(1, ge=1)
+    # A fixed training set of this many distinct examples, drawn once from the run's seed and
+    # iterated in shuffled epochs (data.TrainingSet); None = fresh examples at every step.
+    dataset_size: Int | None = Field(None, ge=1, le=10_000_000)
     eval_every: Int = Field(250, ge=1)
     eval_examples: Int = Field(256, ge=1)  # in-distribution check examples
     early_stop_acc: Float | None = Field(1.0, ge=0, le=1)
@@ -177,6 +195,9 @@ class TrainConfig(Strict):
 
 class EvalConfig(Strict):
     examples_per_bin: Int = Field(500, ge=1)
+    # A validation draw of the judged bin (fresh examples from a stream no reported set uses),
+    # stored under the group "validation", for choosing among configurations without the test draw.
+    validation_examples: Int = Field(0, ge=0)
     batch_size: Int = Field(256, ge=1)
     greedy: bool = True
 
@@ -184,7 +205,9 @@ class EvalConfig(Strict):
 KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "position_loss_weight", 1.0),
                         ("train", "length_buckets", 1), ("train", "early_stop_on", "held_out"),
                         ("train", "pose_window", None), ("train", "pose_chunks", 2),
-                        ("model", "attention_scale", "none")]
+                        ("model", "attention_scale", "none"), ("train", "dataset_size", None),
+                        ("eval", "validation_examples", 0),
+                        ("task", "judged_bin", None)]
 
 
 class RunConfig(Strict):

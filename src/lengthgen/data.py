@@ -1,8 +1,11 @@
-"""From examples to tensors: training batches drawn on the fly and fixed evaluation sets.
+"""From examples to tensors: training batches drawn on the fly or from a fixed training set, and
+fixed evaluation sets.
 
 Every training batch is a pure function of (seed, step): `SeedSequence([seed, step])` seeds it.
 A resumed run therefore sees exactly the batches it would have seen, and data-parallel ranks can
-split a step's batch without coordination. Evaluation sets use the separate EVAL_STREAM entropy.
+split a step's batch without coordination. A fixed training set (`train.dataset_size`) is drawn
+once from (DATASET_STREAM, seed) and served in epochs shuffled by (DATASET_STREAM, seed, epoch), so
+its batches are pure functions of (seed, step) too. Evaluation sets use the separate EVAL_STREAM.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ IGNORE = -100  # cross-entropy ignore index for unscored targets
 # Evaluation sets are drawn from numpy SeedSequence([EVAL_STREAM, ...]); training batches come from
 # SeedSequence([seed, step]), so no training run ever draws an evaluation set.
 EVAL_STREAM = 0x5EED_E7A1
+DATASET_STREAM = 0xDA7A_5E75  # fixed training sets: never an evaluation set, never a step's batch
+DRAWS_PER_EXAMPLE = 50  # a fixed set gives up looking for new distinct examples after size * this draws
 
 
 @dataclass
@@ -58,13 +63,54 @@ def collate(examples: list[Example], offsets=None) -> Batch:
     return Batch(torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(positions), examples)
 
 
+class TrainingSet:
+    """A fixed training set: up to `size` distinct examples (by tokens and targets) drawn once from
+    the run's seed, as the formal-language papers train on a de-duplicated set. Where the training
+    lengths hold fewer distinct examples (a periodic language has one string per length), the set is
+    all of those found in `size * DRAWS_PER_EXAMPLE` draws. Epochs visit every example once, each in
+    its own shuffled order."""
+
+    def __init__(self, task: Task, seed: int, size: int, lengths: tuple[int, int]):
+        rng = np.random.default_rng([DATASET_STREAM, seed])
+        self.seed, self.examples, seen = seed, [], set()
+        for _ in range(size * DRAWS_PER_EXAMPLE):
+            example = task.sample_window(rng, *lengths)
+            identity = (example.inputs.tobytes(), example.targets.tobytes())
+            if identity not in seen:
+                seen.add(identity)
+                self.examples.append(example)
+                if len(self.examples) == size:
+                    break
+        self._orders: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            if len(self._orders) > 2:  # steps move forward: older epochs are not asked again
+                self._orders.pop(min(self._orders))
+            self._orders[epoch] = np.random.default_rng([DATASET_STREAM, self.seed, epoch]).permutation(len(self))
+        return self._orders[epoch]
+
+    def batch(self, step: int, batch_size: int) -> list[Example]:
+        """The examples of training step `step`: positions step·B … step·B + B − 1 of the epochs laid end to end."""
+        spots = (divmod(i, len(self)) for i in range(step * batch_size, (step + 1) * batch_size))
+        return [self.examples[self.order(epoch)[j]] for epoch, j in spots]
+
+
 def train_batch(task: Task, seed: int, step: int, batch_size: int, lengths: tuple[int, int],
-                offset_max_length: int | None, position_sampler: PositionSampler | None = None) -> Batch:
-    """The batch of training step `step`. With `offset_max_length`, each example gets a random
-    position offset (`positions.draw_offsets`, APE: DESIGN §4.2). With `position_sampler`
-    (randomized positions), each example's IDs are redrawn."""
+                offset_max_length: int | None, position_sampler: PositionSampler | None = None,
+                training_set: TrainingSet | None = None) -> Batch:
+    """The batch of training step `step`: fresh examples, or the step's share of `training_set`.
+    With `offset_max_length`, each example gets a random position offset
+    (`positions.draw_offsets`, APE: DESIGN §4.2). With `position_sampler` (randomized positions),
+    each example's IDs are redrawn."""
     rng = np.random.default_rng([seed, step])
-    examples = [task.sample_window(rng, *lengths) for _ in range(batch_size)]  # lengths as the task draws them
+    if training_set is None:
+        examples = [task.sample_window(rng, *lengths) for _ in range(batch_size)]  # lengths as the task draws them
+    else:
+        examples = training_set.batch(step, batch_size)
     ns = [e.length for e in examples]
     offsets = None if offset_max_length is None else draw_offsets(rng, task, ns, offset_max_length)
     if position_sampler is not None:
@@ -83,9 +129,11 @@ class TrainBatches:
     """
 
     def __init__(self, task: Task, batch_size: int, lengths: tuple[int, int], offset_max_length: int | None,
-                 position_sampler=None, workers: int = 0, stop: int | None = None, lookahead: int | None = None):
+                 position_sampler=None, workers: int = 0, stop: int | None = None, lookahead: int | None = None,
+                 dataset_size: int | None = None):
         self.args = (batch_size, tuple(lengths), offset_max_length)
         self.task, self.position_sampler, self.stop = task, position_sampler, stop
+        self.training_sets = TrainingSets(task, dataset_size, tuple(lengths))
         self.lookahead = lookahead or 2 * workers
         self.pending: dict[tuple[int, int], object] = {}  # (seed, step) -> future
         self.served: dict[tuple[int, int], Batch] = {}  # the latest batch handed out per seed
@@ -97,7 +145,8 @@ class TrainBatches:
             # spawn: a forked child would inherit torch's thread pools and open files.
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_batch_worker_init,
-                                            initargs=(os.getpid(), task, position_sampler, self.args))
+                                            initargs=(os.getpid(), task, position_sampler, self.args,
+                                                      self.training_sets.size))
 
     def __call__(self, seed: int, step: int) -> Batch:
         for table in (self.pending, self.served):  # earlier steps of this seed are not asked again
@@ -108,7 +157,7 @@ class TrainBatches:
         if (seed, step) in self.served:  # ensemble members that differ only in learning rate
             return self.served[(seed, step)]
         if self.pool is None:
-            batch = train_batch(self.task, seed, step, *self.args, self.position_sampler)
+            batch = train_batch(self.task, seed, step, *self.args, self.position_sampler, self.training_sets(seed))
         else:
             last = step + self.lookahead if self.stop is None else min(step + self.lookahead, self.stop - 1)
             for s in range(step, max(last, step) + 1):
@@ -127,20 +176,36 @@ class TrainBatches:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+class TrainingSets:
+    """Each seed's fixed training set, drawn when first asked for; None throughout without a size."""
+
+    def __init__(self, task: Task, size: int | None, lengths: tuple[int, int]):
+        self.task, self.size, self.lengths = task, size, lengths
+        self.sets: dict[int, TrainingSet] = {}
+
+    def __call__(self, seed: int) -> TrainingSet | None:
+        if self.size is None:
+            return None
+        if seed not in self.sets:
+            self.sets[seed] = TrainingSet(self.task, seed, self.size, self.lengths)
+        return self.sets[seed]
+
+
 _worker_state: dict = {}
 
 
-def _batch_worker_init(parent: int, task: Task, position_sampler, args: tuple) -> None:
+def _batch_worker_init(parent: int, task: Task, position_sampler, args: tuple, dataset_size: int | None) -> None:
     exit_with_parent(parent)  # a killed run must not leave its batch workers behind
     torch.set_num_threads(1)
-    _worker_state.update(task=task, sampler=position_sampler, args=args)
+    _worker_state.update(task=task, sampler=position_sampler, args=args,
+                         sets=TrainingSets(task, dataset_size, args[1]))
 
 
 def _batch_worker_draw(seed: int, step: int):
     """One batch as numpy arrays: torch tensors would travel as shared-memory handles, one file
     descriptor each, and a long run would exhaust them."""
     w = _worker_state
-    b = train_batch(w["task"], seed, step, *w["args"], w["sampler"])
+    b = train_batch(w["task"], seed, step, *w["args"], w["sampler"], w["sets"](seed))
     return b.inputs.numpy(), b.targets.numpy(), b.position_ids.numpy(), b.examples
 
 

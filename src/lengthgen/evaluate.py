@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .data import EVAL_STREAM, IGNORE, Batch, batches, eval_examples
-from .groups import group_name
+from .groups import VALIDATION, group_name
 from .lm_eval import evaluate_contexts
 from .positions import with_positions
 from .ppc import position_hits
@@ -139,14 +139,19 @@ def _rows(lo, hi, grp, s) -> list[dict]:
 
 
 def evaluate(model, task: Task, bins, examples_per_bin: int, batch_size: int, device, bf16=False,
-             greedy=True, train_length: int | None = None) -> list[dict]:
-    """Metric rows (lo, hi, grp, metric, value, count) for every bin and breakdown group; for
+             greedy=True, train_length: int | None = None, validation: tuple[tuple[int, int], int] | None = None) -> list[dict]:
+    """Metric rows (lo, hi, grp, metric, value, count) for every bin and breakdown group, and with
+    `validation` = (bin, examples) that bin's validation draw (group `groups.VALIDATION`); for
     language modelling (`task.evaluation == "context_buckets"`), loss per position bucket at each
     context (lm_eval.py; `train_length` is the context the model was trained at)."""
     model.eval()
     if task.evaluation == "context_buckets":
         return evaluate_contexts(model, task, bins, examples_per_bin, batch_size, device, bf16, train_length)
     rows = []
+    if validation is not None:
+        (lo, hi), count = validation
+        s = score(model, eval_examples(task, lo, hi, count, tag=VALIDATION_TAG), batch_size, device, bf16, greedy)
+        rows += _rows(lo, hi, VALIDATION, s)
     breakdown = task.breakdown()
     for lo, hi in bins:
         if not breakdown:
@@ -166,6 +171,7 @@ def evaluate(model, task: Task, bins, examples_per_bin: int, batch_size: int, de
 
 
 HELD_OUT_TAG = 1  # the early-stop set's tag: never one of the reported sets (tag 0)
+VALIDATION_TAG = 2  # the longest bin's validation draw, for choosing among configurations
 
 
 def in_distribution_accuracy(model, task: Task, lengths, count: int, batch_size: int, device, bf16=False,

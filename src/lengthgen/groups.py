@@ -4,6 +4,10 @@ pooled row). This module is the one place that writes and reads those names."""
 
 from __future__ import annotations
 
+# Metric rows of the longest bin's validation draw (evaluate.VALIDATION_TAG): not a breakdown group,
+# so views of the reported sets never read them.
+VALIDATION = "validation"
+
 
 def group_name(values: dict[str, int]) -> str:
     """The stored name of a breakdown group, e.g. {"k": 3} -> "k=3"; {} -> "" (pooled)."""

@@ -12,6 +12,8 @@ data. All functions are deterministic: they draw from `numpy.random.default_rng(
 - `huang_verdict`, `agreement`: learned / generalizes / fails per task x scheme, and agreement with
   a prediction over the judged cells.
 - `gain_interval`: a scheme's gain over the best of several plain schemes at one bin.
+- `success_interval`: the share of runs that reach a threshold, with Wilson's interval.
+- `auc_interval`: how well a binary prediction separates observed accuracies (threshold-free).
 """
 
 from __future__ import annotations
@@ -281,3 +283,51 @@ def gain_interval(scheme: tuple, plain: dict[str, tuple], *, resamples: int = RE
     gain = means[0] - means[1 + best]
     gain_b = draws[0] - np.max(np.stack(draws[1:]), axis=0)
     return _interval(gain_b, float(gain), level), names[best]
+
+
+# --- selection rules: success rate and separation ---------------------------------------------
+
+
+def success_interval(successes: int, runs: int, *, level: float = LEVEL) -> Estimate:
+    """The share of runs that succeeded with Wilson's score interval (sound at 0/n and n/n, where a
+    bootstrap over runs collapses to a point)."""
+    if runs < 1 or not 0 <= successes <= runs:
+        raise ValueError(f"need 0 <= successes <= runs and runs >= 1, got {successes}/{runs}")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    p = successes / runs
+    centre = (p + z * z / (2 * runs)) / (1 + z * z / runs)
+    half = z * np.sqrt(p * (1 - p) / runs + z * z / (4 * runs * runs)) / (1 + z * z / runs)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact at the ends, where rounding would miss
+    hi = 1.0 if successes == runs else min(1.0, centre + half)
+    return Estimate(p, float(lo), float(hi))
+
+
+def auc(positive, negative) -> float:
+    """P(a cell predicted to generalize scores above one predicted to fail), ties counting 1/2
+    (the Mann-Whitney statistic over all pairs); nan when either group is empty."""
+    positive, negative = np.asarray(positive, dtype=float), np.asarray(negative, dtype=float)
+    if positive.size == 0 or negative.size == 0:
+        return float("nan")
+    diff = positive[:, None] - negative[None, :]
+    return float(((diff > 0) + 0.5 * (diff == 0)).mean())
+
+
+def auc_interval(predicted, observed, *, resamples: int = RESAMPLES, level: float = LEVEL,
+                 seed: int = 0) -> Estimate:
+    """`auc` of a binary prediction against observed accuracies over cells, with a bootstrap
+    interval that resamples the cells of each predicted group on their own (stratified, so every
+    replicate has both groups)."""
+    predicted, observed = np.asarray(predicted, dtype=bool), np.asarray(observed, dtype=float)
+    if predicted.shape != observed.shape or predicted.ndim != 1:
+        raise ValueError("predicted and observed must be equal-length 1-d arrays, one entry per cell")
+    if np.any(~np.isfinite(observed)):
+        raise ValueError("observed accuracies must be finite")
+    pos, neg = observed[predicted], observed[~predicted]
+    value = auc(pos, neg)
+    if not np.isfinite(value):
+        return Estimate(value, float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    draws = np.array([auc(rng.choice(pos, pos.size), rng.choice(neg, neg.size)) for _ in range(resamples)])
+    return _interval(draws, value, level)

@@ -1,7 +1,8 @@
 """Tables and plots of per-length-bin results read from the results store, one module per view:
 `tables` (every run, pooled over seeds), `sparsity` (per k, Golowich et al.), `predictions`
 (C-RASP predicted vs observed, Huang et al., beside their published numbers from `published`),
-`claims` (the claims' statistics: the sparsity slope, the coupling gain); `plots` draws the figures.
+`claims` (the claims' statistics: the sparsity slope, the coupling gain), `selection` (best run,
+held-out selection and success rate where cells have several runs); `plots` draws the figures.
 """
 
 from __future__ import annotations
@@ -16,8 +17,19 @@ from .claims import coupling_gains, gain_table, slope_table, sparsity_slopes
 from .language import loss_table, plot_loss_by_position
 from .plots import plot_bins
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
+from .selection import selection_cells, selection_summary, selection_table, write_selection
 from .sparsity import plot_accuracy_vs_length, sparsity_table
 from .tables import Pooled, diverged_table, markdown_table, print_table, results_table
+
+SELECTION_CAPTION = (
+    "selection rules, per task and scheme ({metric} on the judged bin: the paper's own test bin where the config "
+    "names one, else the longest): best run = the highest on the test draw (Huang et al.'s rule, selected on the "
+    "test bin); held-out = the configuration best on a separate validation draw, then the mean over its seeds on "
+    "the test draw; runs >= 0.9 = success rate (Wilson interval)")
+SUMMARY_CAPTION = (
+    "selection rules per scheme: judged cells agreeing with the prediction under each rule; share of runs >= 0.9 "
+    "(runs pooled over cells); AUC of the prediction against the judged-bin accuracy over all cells, ties 1/2 "
+    "(bootstrap over cells, stratified), on Huang et al.'s published numbers beside")
 
 __all__ = ["report", "Pooled", "markdown_table", "print_table", "results_table", "sparsity_table",
            "prediction_rows", "prediction_table"]
@@ -63,6 +75,10 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     predictions = prediction_rows(store, experiment, metric)
     if predictions:
         tables.append((prediction_caption(predictions, metric), prediction_table(predictions)))
+    selection = [c for c in selection_cells(store, experiment, metric) if len(c.runs) > 1]
+    if selection:
+        tables += [(SELECTION_CAPTION.format(metric=metric), selection_table(selection)),
+                   (SUMMARY_CAPTION, selection_summary(selection))]
 
     paths = []
     stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_{metric}")
@@ -75,9 +91,12 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
             paths.append(plot_bins(store, experiment, metric, Path(out_dir) / f"{stem}_bins.png"))
         if predictions:
             paths.append(plot_predictions(predictions, metric, Path(out_dir) / f"{stem}_predictions.png"))
+        if selection:
+            paths.append(write_selection(selection, Path(out_dir) / f"{stem}_selection.json"))
     if markdown:
         text = "\n\n".join([f"### {title}\n\n{markdown_table(*table)}" for title, table in tables]
-                           + [f"![{p.stem}]({p.name})" for p in paths]) + "\n"
+                           + [f"![{p.stem}]({p.name})" if p.suffix == ".png" else f"[{p.name}]({p.name})"
+                              for p in paths]) + "\n"
         console.print(text, markup=False, highlight=False, soft_wrap=True)
         if out_dir is not None:
             paths.append(Path(out_dir) / f"{stem}.md")

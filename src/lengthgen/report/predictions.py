@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 
+from ..config import judged_bin
 from ..store import ResultsStore
 from ..stats import GENERALIZES, GENERALIZES_, LEARNED, NOT_LEARNED, agreement, huang_verdict
 from .plots import panels, plot_series, save_figure, shade_training_range
@@ -56,18 +57,21 @@ class PredictionRow:
     predicted: bool | None
 
     @property
-    def longest_bin(self) -> Bin | None:
-        return max(self.cells, key=lambda b: (b[1], b[0])) if self.cells else None
+    def judged_bin(self) -> Bin | None:
+        """The bin the verdict judges: the config's `task.judged_bin`, else the longest bin."""
+        if not self.cells:
+            return None
+        return judged_bin(list(self.cells), self.run["config"]["task"].get("judged_bin"))
 
     @property
     def verdict(self) -> str | None:
         """`stats.huang_verdict`: learned (first, training-length bin >= 0.99 in a majority of
-        seeds), then generalizes (mean on the longest bin over the learned seeds >= 0.9) or fails.
+        seeds), then generalizes (mean on the judged bin over the learned seeds >= 0.9) or fails.
         A model that never fit its training lengths says nothing about length generalization."""
         first = min(self.cells, key=lambda b: (b[0], b[1]), default=None)
-        if first is None or len(self.cells[first].values) != len(self.cells[self.longest_bin].values):
+        if first is None or len(self.cells[first].values) != len(self.cells[self.judged_bin].values):
             return None
-        return huang_verdict(self.cells[first].values, self.cells[self.longest_bin].values)
+        return huang_verdict(self.cells[first].values, self.cells[self.judged_bin].values)
 
     @property
     def learned(self) -> bool:
@@ -184,8 +188,8 @@ def _tally(rows: list[PredictionRow], verdict_of) -> str:
 
 
 def prediction_caption(rows: list[PredictionRow], metric: str) -> str:
-    longest = {r.longest_bin for r in rows if r.longest_bin}
-    where = bin_label(next(iter(longest))) if len(longest) == 1 else "its longest bin"
+    judged = {r.judged_bin for r in rows if r.judged_bin}
+    where = bin_label(next(iter(judged))) if len(judged) == 1 else "its judged bin (its own test bin, else its longest)"
     return (f"{metric}: predicted (Huang et al.'s stated prediction where given, else our C-RASP library's; APE+reg "
             f"uses the APE prediction) vs observed length generalization "
             f"(observed generalizes iff the mean on {where} is >= {GENERALIZES_AT:.0%} over the seeds that learned "

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import RunConfig, load_run_config
-from ..data import IGNORE, Batch
+from ..data import IGNORE, Batch, TrainingSet
 from ..evaluate import autocast
 from ..model import Output, Transformer
 from ..positions import PositionSampler, pose_position_ids, table_size, uses_offsets
@@ -102,10 +102,14 @@ def output_loss(out: Output, batch: Batch, position_loss_weight: float = 0.0) ->
 
 def run_record(cfg: RunConfig, model: Transformer) -> dict:
     """The config stored with a run: every field with defaults filled in, plus what was resolved
-    from them (table size, vocabulary, parameter count, whether training uses position offsets)."""
+    from them (table size, vocabulary, parameter count, whether training uses position offsets, and
+    how many distinct examples a fixed training set holds)."""
     config = cfg.model_dump(mode="json")
     config["resolved"] = {"max_positions": model.max_positions, "vocab_size": model.vocab_size,
                           "num_params": model.num_params(), "position_offsets": trains_with_offsets(cfg)}
+    if cfg.train.dataset_size is not None:
+        training_set = TrainingSet(cfg.task.build(), cfg.seed, cfg.train.dataset_size, cfg.task.train_lengths)
+        config["resolved"]["training_set_size"] = len(training_set)
     return config
 
 

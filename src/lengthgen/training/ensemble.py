@@ -275,7 +275,7 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress=None,
     workers = cfg0.data_workers
     with TrainBatches(task, t.batch_size, cfg0.task.train_lengths, offset_length(cfg0),
                       train_position_sampler(cfg0, ensemble.shell), workers=workers, stop=t.steps,
-                      lookahead=max(1, 2 * workers // len(members))) as draw:
+                      lookahead=max(1, 2 * workers // len(members)), dataset_size=t.dataset_size) as draw:
         while ensemble.members:
             values = ensemble.step([draw(mb.cfg.seed, mb.state.step) for mb in ensemble.members])
             ensemble.retire(ensemble.after_step(values))

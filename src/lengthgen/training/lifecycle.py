@@ -87,7 +87,8 @@ def stops_early(model, task: Task, cfg: RunConfig, device, state: RunState) -> b
 
 def final_metrics(cfg: RunConfig, model, task: Task, device) -> list[dict]:
     return evaluate(model, task, cfg.task.eval_bins, cfg.eval.examples_per_bin, cfg.eval.batch_size, device,
-                    cfg.train.bf16, cfg.eval.greedy, train_length=cfg.task.train_lengths[1])
+                    cfg.train.bf16, cfg.eval.greedy, train_length=cfg.task.train_lengths[1],
+                    validation=(cfg.task.judged(), cfg.eval.validation_examples) if cfg.eval.validation_examples else None)
 
 
 def finish(cfg: RunConfig, store: ResultsStore, model, task: Task, state: RunState, config: dict, wall: float,

@@ -117,7 +117,8 @@ def train_steps(run: Run, store: ResultsStore, dp: DataParallel, started: float,
     net = dp.wrap(run.model)
     tokens, session_start = 0, time.perf_counter()  # for the progress bar's tokens per second
     with TrainBatches(run.task, t.batch_size, cfg.task.train_lengths, offset_length(cfg),
-                      train_position_sampler(cfg, run.model), workers=cfg.data_workers, stop=t.steps) as draw:
+                      train_position_sampler(cfg, run.model), workers=cfg.data_workers, stop=t.steps,
+                      dataset_size=t.dataset_size) as draw:
         while state.step < t.steps and state.running:
             batch, share = dp.shard(draw(cfg.seed, state.step))
             loss = train_step(run, net, batch, share, dp)
