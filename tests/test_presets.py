@@ -27,10 +27,23 @@ def test_preset_expands_to_valid_runs(path):
 
 
 def test_cpu_presets_train_several_seeds():
-    """Issue 11: the CPU presets that judge a claim run at least 3 seeds per point."""
-    for name in ("coupling_cpu", "huang_formal_cpu", "huang_algorithmic_cpu", "golowich_sparsity_cpu", "demo"):
+    """The CPU presets that judge a claim run at least 3 seeds per point."""
+    for name in ("coupling_cpu", "huang_algorithmic_cpu", "golowich_sparsity_cpu", "demo"):
         runs = load_experiment(PRESETS[0].parent / f"{name}.yaml")
         seeds: dict = {}
         for r in runs:
             seeds.setdefault(experiment_point(r.name), set()).add(r.seed)
         assert min(len(s) for s in seeds.values()) >= 3, name
+
+
+def test_formal_preset_has_several_runs_per_cell():
+    """The formal preset is judged under selection rules: per language and scheme, 2 seeds of each
+    configuration, and 2 configurations except where one run costs minutes (the long budgets)."""
+    cells: dict = {}
+    for r in load_experiment(PRESETS[0].parent / "huang_formal_cpu.yaml"):
+        cells.setdefault((r.task.name, r.model.positional), {}).setdefault(r.model.n_layers, set()).add(r.seed)
+    assert len(cells) == 48
+    assert all(len(seeds) >= 2 for configs in cells.values() for seeds in configs.values())
+    single = {cell for cell, configs in cells.items() if len(configs) == 1}
+    assert single == {("dyck12", "ape"), ("dyck12", "nope"), ("aa_star", "nope"), ("aaaa_star", "nope"),
+                      ("abab_star", "nope")}
