@@ -6,7 +6,7 @@ over the chosen configuration's successful seeds. Beside each row, Huang et al.'
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,7 +209,9 @@ def plot_predictions(rows: list[PredictionRow], metric: str, path: str | Path) -
     for ax, (task, task_rows) in zip(axes, sorted(by_task.items())):
         shade_training_range(ax, task_rows[0].run)
         series = [Series(r.run, r.scheme, None, r.cells) for r in task_rows]
-        plot_series(ax, series, colormaps["tab10"](np.arange(len(series)) % 10), [r.scheme for r in task_rows])
+        per_scheme = Counter(r.scheme for r in task_rows)  # several configurations: name each
+        labels = [r.scheme if per_scheme[r.scheme] == 1 else f"{r.scheme}: {r.chosen}" for r in task_rows]
+        plot_series(ax, series, colormaps["tab10"](np.arange(len(series)) % 10), labels)
         ax.axhline(GENERALIZES_AT, color="0.4", ls=":", lw=1)
         ape, nope = predicted_to_generalize(task, "ape"), predicted_to_generalize(task, "nope")
         ax.set_title(f"{task}\npredicted: APE {_verdict(ape)}, NoPE {_verdict(nope)}", fontsize=9,
