@@ -12,34 +12,13 @@ Usage: python3 defect_b_relabel.py <generated_ds dir> [N seeds, default 100]"""
 import sys, os, json, collections
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import CFG, precompute, per_seed
+from defect_b_ceiling_lib import ceiling
 sys.setrecursionlimit(10000)
 
 root = sys.argv[1]; N = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 langs = [l for l in CFG if CFG[l][0] > 1]
 pre = {l: precompute(root, l) for l in langs}
 seeds = per_seed(pre, N)
-
-def ceiling(seqs):
-    """max #strings fully correct for a predictor that is a function of the input prefix."""
-    seqs = sorted(seqs)
-    def f(lo, hi, d):
-        if hi - lo == 1: return 1
-        total, i = 0, lo
-        while i < hi:  # group by x at depth d (END if string ended)
-            x = seqs[i][d][0] if d < len(seqs[i]) else None
-            j = i
-            best, k = 0, i
-            while j < hi and (seqs[j][d][0] if d < len(seqs[j]) else None) == x:
-                j += 1
-            if x is None:
-                total += j - i; i = j; continue
-            while k < j:  # group by label y
-                y = seqs[k][d][1]; m = k
-                while m < j and seqs[m][d][1] == y: m += 1
-                best = max(best, f(k, m, d + 1)); k = m
-            total += best; i = j
-        return total
-    return f(0, len(seqs), 0)
 
 print('| folder | hash-seed outcome (set order -> chunk:letter for the full chunk set) | share of seeds | per category: relabeled vs train-majority mapping (n) ; exact ceiling for any causal model |')
 print('|---|---|---|---|')

@@ -294,6 +294,17 @@ def load_run_config(data: dict) -> RunConfig:
         raise ConfigError(format_validation_error(err)) from None
 
 
+def flat_fields(d: dict, prefix: str = "") -> dict:
+    """Nested config sections as one level of dotted fields: {"model": {"n_layers": 2}} -> {"model.n_layers": 2}."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(flat_fields(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def set_dotted(d: dict, dotted: str, value) -> None:
     """Set `a.b.c` in nested dicts, creating levels as needed."""
     if not isinstance(dotted, str):

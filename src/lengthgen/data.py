@@ -94,7 +94,8 @@ class TrainingSet:
         return self._orders[epoch]
 
     def batch(self, step: int, batch_size: int) -> list[Example]:
-        """The examples of training step `step`: positions step·B … step·B + B − 1 of the epochs laid end to end."""
+        """The examples of training step `step`: positions step·B … step·B + B − 1 of the epochs laid
+        end to end."""
         spots = (divmod(i, len(self)) for i in range(step * batch_size, (step + 1) * batch_size))
         return [self.examples[self.order(epoch)[j]] for epoch, j in spots]
 

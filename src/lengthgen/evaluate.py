@@ -139,7 +139,8 @@ def _rows(lo, hi, grp, s) -> list[dict]:
 
 
 def evaluate(model, task: Task, bins, examples_per_bin: int, batch_size: int, device, bf16=False,
-             greedy=True, train_length: int | None = None, validation: tuple[tuple[int, int], int] | None = None) -> list[dict]:
+             greedy=True, train_length: int | None = None,
+             validation: tuple[tuple[int, int], int] | None = None) -> list[dict]:
     """Metric rows (lo, hi, grp, metric, value, count) for every bin and breakdown group, and with
     `validation` = (bin, examples) that bin's validation draw (group `groups.VALIDATION`); for
     language modelling (`task.evaluation == "context_buckets"`), loss per position bucket at each

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import judged_bin
+from ..config import flat_fields, judged_bin
 from ..groups import VALIDATION
 from ..stats import (GENERALIZES, GENERALIZES_, NOT_LEARNED, Estimate, agreement, auc_interval, huang_verdict,
                      mean_interval, success_interval)
@@ -112,21 +112,12 @@ class SelectionCell:
 
 def _config_labels(configs: dict[str, dict]) -> dict[str, str]:
     """Each configuration named by the fields in which the cell's configurations differ."""
-    flat = {cid: _flat({k: v for k, v in c.items() if k not in LABELS_EXCLUDED + ("resolved",)})
+    flat = {cid: flat_fields({k: v for k, v in c.items() if k not in LABELS_EXCLUDED + ("resolved",)})
             for cid, c in configs.items()}
-    differing = sorted({f for f in set().union(*flat.values()) if len({json.dumps(d.get(f)) for d in flat.values()}) > 1})
+    fields = set().union(*flat.values())
+    differing = sorted(f for f in fields if len({json.dumps(d.get(f)) for d in flat.values()}) > 1)
     return {cid: ",".join(f"{f.split('.')[-1]}={d.get(f)}" for f in differing) or "one configuration"
             for cid, d in flat.items()}
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def selection_cells(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_tf"

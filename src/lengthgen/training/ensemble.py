@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..config import ConfigError, RunConfig
+from ..config import ConfigError, RunConfig, flat_fields
 from ..data import Batch, TrainBatches
 from ..evaluate import autocast
 from ..hardware import warn_if_slow_bf16
@@ -42,19 +42,9 @@ from .lifecycle import (RunState, diverge, finish, id_check_due, load_checkpoint
 FREE_FIELDS = ("seed", "train.lr")  # what ensemble members may differ in
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def shared_fields(cfg: RunConfig) -> dict:
     """Every config field that ensemble members must share (all but name, experiment, seed, lr)."""
-    fields = _flat(cfg.model_dump(mode="json", exclude={"name", "experiment"}))
+    fields = flat_fields(cfg.model_dump(mode="json", exclude={"name", "experiment"}))
     for free in FREE_FIELDS:
         fields.pop(free)
     return fields
