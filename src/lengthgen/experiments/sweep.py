@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
+import signal
 import shutil
 import tempfile
 import traceback
@@ -142,6 +143,8 @@ def _sequential(todo, store, threads, progress, finished):
 def _local_worker(conn, root: str, threads: int, parent: int):
     """Worker process: receive a RunConfig, train it into the shared store, report; None stops."""
     exit_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the driver alone answers it (and stops the workers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
     torch.set_num_threads(threads)
@@ -318,7 +321,8 @@ def start_ray(address: str | None, workers: int | None, threads: int) -> None:
     if address is not None:
         ray.init(address=address)
         return
-    ray.init(num_cpus=workers * threads if workers else None, include_dashboard=False)
+    # "local": always a new instance, never a cluster some earlier `ray start` left its address of
+    ray.init(address="local", num_cpus=workers * threads if workers else None, include_dashboard=False)
     listening = {node["NodeManagerAddress"] for node in ray.nodes()}
     if listening != {LOOPBACK}:
         ray.shutdown()
