@@ -206,8 +206,9 @@ def cmd_report(args):
                               f"report it with --experiment {todo.experiment}")
         store = store.restricted_to(todo.keys())
         experiment, metric = experiment or todo.experiment, metric or todo.reported_metric()
-    if metric is not None and store.metric_names(experiment) and metric not in store.metric_names(experiment):
-        raise ConfigError(f"--metric {metric!r}: no such results; metrics stored: {', '.join(store.metric_names(experiment))}")
+    stored = store.metric_names(experiment)
+    if metric is not None and stored and metric not in stored:
+        raise ConfigError(f"--metric {metric!r}: no such results; metrics stored: {', '.join(stored)}")
     out_dir = Path(args.out) if args.out else store.plots_dir()
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a folder for plots and Markdown")
@@ -312,8 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", choices=("sequential", "local", "ray"), default="sequential",
                    help="sequential: in this process; local: worker processes on this machine; "
                         "ray: a local Ray instance, or the cluster at --address")
-    r.add_argument("--workers", type=_whole(1, MAX_PROCESSES), help="runs at once (local: default one per core; ray: as many as fit)")
-    r.add_argument("--threads", type=_whole(1, MAX_PROCESSES), help="torch threads per run (local: default cores/workers; ray: 1)")
+    r.add_argument("--workers", type=_whole(1, MAX_PROCESSES),
+                   help="runs at once (local: default one per core; ray: as many as fit)")
+    r.add_argument("--threads", type=_whole(1, MAX_PROCESSES),
+                   help="torch threads per run (local: default cores/workers; ray: 1)")
     r.add_argument("--address", help="Ray cluster to join, e.g. auto or HOST:6379 (default: start a local instance)")
     r.add_argument("--ensemble", type=_whole(1, MAX_COUNT), metavar="N",
                    help="train points that differ only in seed / train.lr N at a time as one batched model "
@@ -343,14 +346,18 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("target", help="smollm2, a finished run key or a models/<key>.pt file")
     pb.add_argument("--L", type=_whole(1, MAX_LENGTH), default=128, help="local context: the last L tokens (text)")
     pb.add_argument("--window", type=_whole(1, MAX_LENGTH), default=512, help="full context in tokens (text)")
-    pb.add_argument("--min-target", type=_whole(1, MAX_LENGTH), help="targets t in [min-target, window) (default: window / 2)")
-    pb.add_argument("--documents", type=_whole(1, MAX_COUNT), default=20, help="documents: the longest State of the Union addresses "
-                                                             "(smollm2) or held-out documents (lm run)")
-    pb.add_argument("--candidates", type=_whole(1, MAX_COUNT), default=12, help="random target positions screened per document")
-    pb.add_argument("--targets", type=_whole(1, MAX_COUNT), default=1, help="probed targets per document (among g >= --min-gain)")
+    pb.add_argument("--min-target", type=_whole(1, MAX_LENGTH),
+                    help="targets t in [min-target, window) (default: window / 2)")
+    pb.add_argument("--documents", type=_whole(1, MAX_COUNT), default=20,
+                    help="documents: the longest State of the Union addresses (smollm2) or held-out documents (lm run)")
+    pb.add_argument("--candidates", type=_whole(1, MAX_COUNT), default=12,
+                    help="random target positions screened per document")
+    pb.add_argument("--targets", type=_whole(1, MAX_COUNT), default=1,
+                    help="probed targets per document (among g >= --min-gain)")
     pb.add_argument("--min-gain", type=float, default=0.5, help="least long-context gain g in nats to probe")
     pb.add_argument("--ks", default="1,2,4,8,16,32", help="k values: attributed vs random recovery; s grid (text)")
-    pb.add_argument("--confirm-top", type=_whole(1, MAX_COUNT), default=8, help="gradient candidates re-ranked by ablation (text)")
+    pb.add_argument("--confirm-top", type=_whole(1, MAX_COUNT), default=8,
+                    help="gradient candidates re-ranked by ablation (text)")
     pb.add_argument("--examples", type=_whole(1, MAX_EXAMPLES), default=200, help="examples (synthetic run)")
     pb.add_argument("--seed", type=_whole(0, MAX_SEED - 1), default=0)
     pb.add_argument("--threads", type=_whole(1, MAX_PROCESSES), default=1, help="torch threads")

@@ -378,7 +378,8 @@ class ResultsStore:
     def live_owner(self, key: str) -> dict | None:
         """The run's record when another live process is training it now, else None."""
         run = self.get_run(key)
-        if run is None or run["status"] != "running" or run["pid"] == os.getpid() and run["host"] == socket.gethostname():
+        mine = run is not None and run["pid"] == os.getpid() and run["host"] == socket.gethostname()
+        if run is None or run["status"] != "running" or mine:
             return None
         return run if owner_alive(run) else None
 
@@ -517,7 +518,8 @@ def layout_problem(version: int, tables: dict[str, set[str]], path: Path) -> str
     expected = expected_layout()
     unchanged = "it was left unchanged; pass another --root"
     if version > SCHEMA_VERSION:
-        return f"{path} was written by a newer lengthgen (store version {version}, this one reads {SCHEMA_VERSION}); {unchanged}"
+        return (f"{path} was written by a newer lengthgen (store version {version}, this one reads "
+                f"{SCHEMA_VERSION}); {unchanged}")
     foreign = sorted(set(tables) - set(expected))
     if foreign or (tables and "runs" not in tables) or version not in (0, SCHEMA_VERSION):
         return (f"{path} is a SQLite database of another program (tables: {', '.join(sorted(tables))}), not a "

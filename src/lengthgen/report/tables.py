@@ -125,12 +125,12 @@ def diverged_table(store: ResultsStore, experiment: str | None = None) -> tuple[
 
 
 def unfinished_table(store: ResultsStore, experiment: str | None = None) -> tuple[list[str], list[list]]:
-    """Runs that failed, and runs left `running` by a process that is gone: rerunning their command
-    resumes them from their checkpoints. Live runs are not listed."""
+    """Runs that failed, and stale runs (left `running` by a process that is gone): rerunning their
+    command resumes them from their checkpoints. Live runs are not listed."""
     runs = store.runs(experiment=experiment, status="failed") + store.stale_runs(experiment)
     return (["run", "task", "positional", "seed", "status", "host", "process", "last heartbeat"],
             [[r["name"] or r["key"], r["task"], r["positional"], r["seed"],
-              "failed" if r["status"] == "failed" else "left running (process gone)", r["host"], r["pid"],
+              "failed" if r["status"] == "failed" else "stale", r["host"], r["pid"],
               r["heartbeat"]] for r in runs])
 
 

@@ -105,7 +105,8 @@ def check_optimizer_state(found, opt) -> None:
     if not isinstance(groups, list) or [g.get("params") if isinstance(g, dict) else None for g in groups] != \
             [g["params"] for g in ref["param_groups"]]:
         raise ValueError("opt: parameter groups differ from this run's")
-    params = dict(zip((i for g in ref["param_groups"] for i in g["params"]), (p for g in opt.param_groups for p in g["params"])))
+    params = dict(zip((i for g in ref["param_groups"] for i in g["params"]),
+                      (p for g in opt.param_groups for p in g["params"])))
     for index, moments in found["state"].items():
         if index not in params or not isinstance(moments, dict):
             raise ValueError(f"opt: state for unknown parameter {index!r}")

@@ -95,10 +95,11 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = 
     if not force and is_done(store, key):
         return store.get_run(key)
     dp = DataParallel()  # several processes under torchrun (distributed.py), else a no-op
+    if dp.is_main:
+        claim(store, key)  # before its checkpoint is read: another live process may own it
     run = start_run(cfg, store, dp.start(resolve_device(cfg.device), cfg.train.batch_size), force)
     config = run_record(cfg, run.model)
     if dp.is_main:
-        claim(store, key)
         store.start_run(key, config, name=cfg.name, experiment=cfg.experiment)
     started = time.perf_counter() - run.state.wall
     bar = progress.add_task(cfg.name or key, total=cfg.train.steps, completed=run.state.step) \
