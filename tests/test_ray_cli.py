@@ -111,15 +111,15 @@ def test_ray_task_trains_afresh_in_its_sweeps_private_scratch(tmp_path):
     finally:
         shutil.rmtree(planted.root.parent, ignore_errors=True)
     assert payload["run"]["steps_done"] == 4 and payload["metrics"] and payload["model"]
-    assert not (Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}t1").exists()
+    assert not list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}t1-*"))
 
 
 def test_a_scratch_folder_that_is_not_private_is_refused(tmp_path):
-    folder = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}shared"
+    folder = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}shared-k"
     folder.mkdir(mode=0o777, exist_ok=True)
     folder.chmod(0o777)
     try:
         with pytest.raises(ValueError, match="is not this user's private folder"):
-            sweep_scratch("shared")
+            sweep_scratch("shared", "k")
     finally:
         folder.rmdir()

@@ -21,6 +21,7 @@ SQLite stores NaN as NULL; metric and curve values read back as NaN in that case
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 import os
@@ -152,10 +153,13 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def save_torch(obj, path: Path) -> Path:
-    """`torch.save` of plain data and tensors, atomically."""
+    """`torch.save` of plain data and tensors, atomically. Serialized in memory first: torch's own
+    file writer reports a full disk as a RuntimeError, Python's as the OSError it is."""
     import torch
 
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
 def load_torch(path: Path, device="cpu"):

@@ -43,7 +43,7 @@ LOOPBACK = "127.0.0.1"  # an embedded Ray instance listens here only (README: se
 # Ray binds its services to the node's IP, which on Linux is the routable address unless Ray is told
 # this machine is no cluster node; read once, when ray is first imported, so it is set before that.
 RAY_NO_CLUSTER = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-SCRATCH_PREFIX = "lengthgen-ray-"  # + a sweep's random token: its tasks' scratch stores on each node
+SCRATCH_PREFIX = "lengthgen-ray-"  # + a sweep's random token and a run key: that run's scratch store
 
 
 @dataclass
@@ -255,7 +255,7 @@ def _ray_train(data: dict, threads: int, sweep: str) -> dict:
     key = cfg.key()
     # Keyed by sweep and run: a retry on the same node resumes from the scratch checkpoint, and
     # another sweep of the same runs never shares (or deletes) these files.
-    scratch = sweep_scratch(sweep) / key
+    scratch = sweep_scratch(sweep, key)
     store = ResultsStore(scratch)
     try:
         run = train_run(cfg, store)
@@ -268,28 +268,20 @@ def _ray_train(data: dict, threads: int, sweep: str) -> dict:
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        _remove_if_empty(scratch.parent)
 
 
-def sweep_scratch(sweep: str) -> Path:
-    """The folder of a sweep's scratch stores on this node, made private to this user. One that
-    exists already but is not this user's own folder (a planted link or store) is refused."""
-    folder = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{sweep}"
+def sweep_scratch(sweep: str, key: str) -> Path:
+    """The scratch folder of run `key` in sweep `sweep` on this node, private to this user. One that
+    exists already but is not this user's own private folder (a planted link or store) is refused."""
+    folder = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{sweep}-{key}"
     try:
         folder.mkdir(mode=0o700)
-    except FileExistsError:
+    except FileExistsError:  # this run's earlier attempt on this node (its worker died)
         info = folder.lstat()
         if folder.is_symlink() or not folder.is_dir() or info.st_uid != os.getuid() or info.st_mode & 0o077:
             raise ValueError(f"scratch folder {folder} exists and is not this user's private folder; "
                              "refusing to train in it") from None
     return folder
-
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:  # another run of the sweep still trains there
-        pass
 
 
 def _store_returned_run(store: ResultsStore, payload: dict) -> None:
@@ -360,4 +352,5 @@ def _ray(todo, store, workers, threads, address, max_retries, finished):
             finished(cfg)
     finally:
         ray.shutdown()
-        shutil.rmtree(Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{sweep}", ignore_errors=True)
+        for scratch in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{sweep}-*"):  # left by dead workers
+            shutil.rmtree(scratch, ignore_errors=True)
