@@ -226,7 +226,7 @@ def command_lines(draw):
     argv = [command]
     if command in ("eval", "run", "predict", "probe") or (command == "tasks" and draw(st.booleans())):
         argv.append(draw(arg_values.filter(lambda v: not v.startswith("-"))))
-    for flag in draw(st.lists(st.sampled_from(FLAGS[command]), max_size=4)):
+    for flag in draw(st.lists(st.sampled_from(FLAGS[command]), max_size=4)) if FLAGS[command] else []:
         argv += [flag] if flag in ("--force", "--no-greedy", "--no-report", "--markdown", "--no-control") \
             else [f"{flag}={draw(arg_values)}"]
     return argv
