@@ -155,6 +155,15 @@ def test_a_read_only_store_says_so_before_training(tmp_path, capsys):
         assert code == 2 and "read-only" in err and "not a usable" not in err
 
 
+def test_a_full_disk_under_the_store_is_named(tmp_path):
+    with small_disk(tmp_path / "full", "128k") as root:
+        store = ResultsStore(root)
+        store.start_run("small", {"task": {"name": "sparse_parity"}})
+        with pytest.raises(ValueError, match="no space left on the disk of results store"):
+            store.start_run("big", {"task": {"name": "sparse_parity"}, "padding": "x" * 400_000})
+        assert [r["key"] for r in store.runs()] == ["small"]
+
+
 def test_a_full_disk_while_writing_the_model_loses_nothing(tmp_path, capsys):
     cfg_file, store = _tiny_file(tmp_path), ResultsStore(tmp_path / "runs")
     with small_disk(store.model_path("x").parent, "4k"):  # room for no model file

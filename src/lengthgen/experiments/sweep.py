@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
-import signal
 import shutil
 import tempfile
 import traceback
@@ -141,10 +140,17 @@ def _sequential(todo, store, threads, progress, finished):
 # -- local worker processes ---------------------------------------------------------------------
 
 def _local_worker(conn, root: str, threads: int, parent: int):
-    """Worker process: receive a RunConfig, train it into the shared store, report; None stops."""
+    """Worker process: receive a RunConfig, train it into the shared store, report; None stops.
+    Ctrl-C reaches the whole process group: a worker stops quietly (its run is marked failed by
+    `train_run`), and the driver alone tells the user."""
     exit_with_parent(parent)
-    # Ctrl-C reaches the whole process group: the driver alone answers it (and stops the workers).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _serve(conn, root, threads)
+    except KeyboardInterrupt:
+        pass
+
+
+def _serve(conn, root: str, threads: int):
     import torch
 
     torch.set_num_threads(threads)
