@@ -310,6 +310,21 @@ def test_ctrl_c_ends_quietly_and_marks_the_run_failed(tmp_path):
     assert store.get_run(cfg.key())["status"] == "failed" and store.checkpoint_path(cfg.key()).exists()
 
 
+@pytest.mark.slow
+def test_ctrl_c_ends_a_local_sweep_quietly(tmp_path):
+    exp = tmp_path / "sweep.yaml"
+    exp.write_text(yaml.safe_dump({"base": {**TINY, "train": {**TINY["train"], "steps": 100_000}},
+                                   "grid": {"seed": [0, 1]}}))
+    proc = lengthgen("--root", tmp_path / "runs", "run", exp, "--executor", "local", "--workers", 2, "--no-report",
+                     start_new_session=True)  # Ctrl-C signals the whole process group, workers included
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("runs/checkpoints/*.pt")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == "lengthgen: interrupted; run the same command again to resume"
+
+
 # -- sizes and arguments ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv,message", [
