@@ -97,6 +97,10 @@ def test_lengthgen_run_joins_a_cluster_started_with_ray_start(tmp_path):
     finally:
         head.terminate()  # `ray start --block` stops the processes it started
         head.wait(timeout=60)
+        # ... but leaves its address as "the current cluster", where a later ray.init() would look
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.exists() and current.read_text().strip() == f"127.0.0.1:{port}":
+            current.unlink()
 
 
 def test_ray_task_trains_afresh_in_its_sweeps_private_scratch(tmp_path):
