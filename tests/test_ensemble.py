@@ -112,7 +112,7 @@ def test_interrupted_ensemble_resumes_alone_or_batched_from_its_checkpoints(alon
     with pytest.raises(Interrupt):
         train_ensemble(configs, store, progress=StopAtStep(25))
     for cfg in configs:
-        assert store.get_run(cfg.key())["status"] == "running"
+        assert store.get_run(cfg.key())["status"] == "failed"  # stopped by this process, not finished
         ck = torch.load(tmp_path / "checkpoints" / f"{cfg.key()}.pt", weights_only=False)
         assert ck["state"]["step"] == 20
     # Member 0 resumes with the ordinary training loop, the others as a two-member ensemble.

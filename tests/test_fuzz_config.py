@@ -1,13 +1,17 @@
-"""Property-based fuzzing of the run and experiment schemas (issue 13).
+"""Property-based fuzzing of the run and experiment schemas (issue 13) and of the command line.
 
 Whatever a config file or a `--set` holds — random field names, types and values, random YAML text
 with anchors, aliases and tags — loading it either gives a valid RunConfig (or experiment) or
-raises ConfigError naming the field at fault; never another exception, never a hang.
+raises ConfigError naming the field at fault; never another exception, never a hang. Whatever
+arguments any command gets, it exits with a status and a one-line message, never a traceback.
 
 Runs derandomized (the same examples every time, well under 30 s); `LENGTHGEN_FUZZ=explore` draws
 fresh examples, many more of them, to hunt for new failures.
 """
 
+import argparse
+import contextlib
+import io
 import os
 import time
 
@@ -16,6 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lengthgen.cli import build_parser, main
 from lengthgen.config import ConfigError, RunConfig, load_run_config, parse_yaml
 from lengthgen.experiments.grid import ensemble_size, expand
 from lengthgen.tasks import available_tasks
@@ -194,3 +199,58 @@ def test_any_experiment_expands_or_names_the_field(case):
 def test_non_text_run_names_and_grid_keys(spec):
     with pytest.raises(ConfigError):
         expand(spec, "fuzz.yaml")
+
+
+# --- the command line ----------------------------------------------------------------------------
+# Every command with random flags and values. The root is a file, so whatever passes the checks
+# stops where the store opens: nothing trains, and every example takes milliseconds.
+
+def command_flags() -> dict[str, list[str]]:
+    """Each command's long options, read from the parser itself (so new flags are fuzzed too)."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return {name: [o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+            for name, sub in commands.items()}
+
+
+FLAGS = command_flags()
+ARG_VALUES = ["", "0", "-1", "1", "3", "1" * 25, "1e9", "nan", "x", "4-8", "4-8,4-8", "17-30000000", "8-4", "1,2",
+              "-1,0", "sparse_parity", "ape", "cuda", "auto", "cpu", "train.steps=1", f"seed={2 ** 63}", "a=b", "=",
+              "demo", "out.md", "out.png", "CONFIG"]
+arg_values = st.one_of(st.sampled_from(ARG_VALUES), st.text(max_size=8).filter(lambda t: t not in ("lm", "smollm2")))
+
+
+@st.composite
+def command_lines(draw):
+    command = draw(st.sampled_from(sorted(FLAGS)))
+    argv = [command]
+    if command in ("eval", "run", "predict", "probe") or (command == "tasks" and draw(st.booleans())):
+        argv.append(draw(arg_values.filter(lambda v: not v.startswith("-"))))
+    for flag in draw(st.lists(st.sampled_from(FLAGS[command]), max_size=4)) if FLAGS[command] else []:
+        argv += [flag] if flag in ("--force", "--no-greedy", "--no-report", "--markdown", "--no-control") \
+            else [f"{flag}={draw(arg_values)}"]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def file_root(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "root").write_text("a file, not a results folder")
+    (folder / "config.yaml").write_text(yaml.safe_dump(BASE))
+    return folder
+
+
+@settings(settings.get_profile(PROFILE))
+@given(command_lines())
+def test_any_command_line_exits_with_a_message(file_root, argv):
+    argv = [a.replace("CONFIG", str(file_root / "config.yaml")) for a in argv]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(["--root", str(file_root / "root"), *argv])
+        except SystemExit as exit_:  # argparse's refusals
+            code = exit_.code
+    assert code in (0, 1, 2), (argv, code, err.getvalue())
+    assert "Traceback" not in err.getvalue()
+    if code:
+        assert err.getvalue().startswith(("lengthgen: error:", "usage:")), (argv, err.getvalue())

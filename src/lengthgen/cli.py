@@ -8,7 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import ConfigError, check_device, load_run_config, merged, parse_yaml, read_yaml
+from .config import (MAX_EXAMPLES, MAX_LENGTH, MAX_SEED, ConfigError, check_device, load_run_config, merged,
+                     parse_yaml, read_yaml)
 
 DEFAULT_ROOT = "lengthgen-runs"
 PRESET_DIRS = [Path.cwd() / "presets", Path(__file__).resolve().parents[2] / "presets"]
@@ -41,14 +42,28 @@ def _parse_bins(text: str) -> list[list[int]]:
     return bins
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+def _whole(lo: int, hi: int):
+    """An argparse type: a whole number in [lo, hi]; argparse names the flag and exits 2 otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = lo - 1
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {lo} and <= {hi:,}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _root(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got an empty name")
+    return text
+
+
+MAX_COUNT = 10_000  # documents, candidates, targets and re-ranked candidates of a probe
+MAX_PROCESSES = 1024  # workers and threads
 
 
 def find_preset(name: str) -> Path:
@@ -121,9 +136,12 @@ def cmd_eval(args):
     device = resolve_device(check_device(args.device))
     model, cfg = load_model(path, device, cache_dir=ResultsStore(args.root).cache_dir())
     task = cfg.task.build()
-    bins = _parse_bins(args.bins) if args.bins else cfg.task.eval_bins
-    for lo, hi in bins:
-        task.valid_lengths(lo, hi)  # raises for a bin without a valid length
+    if args.bins:  # checked as the run's own bins are: bounds, valid lengths, each bin once
+        try:
+            cfg = load_run_config(merged(cfg.model_dump(mode="json"), {"task.eval_bins": _parse_bins(args.bins)}))
+        except ConfigError as err:
+            raise ConfigError(f"--bins {args.bins}: {err}") from None
+    bins = cfg.task.eval_bins
     with torch.no_grad():
         rows = evaluate(model, task, bins, args.examples or cfg.eval.examples_per_bin, cfg.eval.batch_size, device,
                         cfg.train.bf16, not args.no_greedy)
@@ -188,7 +206,12 @@ def cmd_report(args):
                               f"report it with --experiment {todo.experiment}")
         store = store.restricted_to(todo.keys())
         experiment, metric = experiment or todo.experiment, metric or todo.reported_metric()
+    stored = store.metric_names(experiment)
+    if metric is not None and stored and metric not in stored:
+        raise ConfigError(f"--metric {metric!r}: no such results; metrics stored: {', '.join(stored)}")
     out_dir = Path(args.out) if args.out else store.plots_dir()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file; give a folder for plots and Markdown")
     out = report(store, experiment=experiment, metric=metric or "exact_match_greedy", out_dir=out_dir,
                  markdown=args.markdown)
     for p in out:
@@ -245,7 +268,10 @@ def cmd_probe(args):
     try:
         ks = tuple(int(k) for k in args.ks.split(","))
     except ValueError:
-        raise ConfigError(f"--ks expects comma-separated ints, e.g. 1,2,4,8,16,32; got {args.ks!r}") from None
+        ks = ()
+    if not ks or not all(1 <= k <= MAX_LENGTH for k in ks):
+        raise ConfigError(f"--ks expects comma-separated whole numbers in [1, {MAX_LENGTH:,}], e.g. 1,2,4,8,16,32; "
+                          f"got {args.ks!r}")
     torch.set_num_threads(args.threads)
     settings = TextProbeSettings(window=args.window, local=args.L, min_target=args.min_target or args.window // 2,
                                  candidates_per_doc=args.candidates, targets_per_doc=args.targets, min_gain=args.min_gain,
@@ -257,14 +283,14 @@ def cmd_probe(args):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lengthgen", description=__doc__)
-    p.add_argument("--root", default=DEFAULT_ROOT, help="results directory (default: ./lengthgen-runs)")
+    p.add_argument("--root", default=DEFAULT_ROOT, type=_root, help="results directory (default: ./lengthgen-runs)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train and evaluate one run")
     t.add_argument("--config", help="YAML run config")
     t.add_argument("--task", help="task name (see `lengthgen tasks`)")
     t.add_argument("--positional", help="positional scheme")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=_whole(0, MAX_SEED - 1))
     t.add_argument("--steps", type=int)
     t.add_argument("--name")
     t.add_argument("--bins", help="evaluation bins LO-HI,LO-HI,... (inclusive)")
@@ -275,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a finished run's model on length bins")
     e.add_argument("model", help="run key or path to a models/<key>.pt file")
     e.add_argument("--bins", help="LO-HI,LO-HI,... (default: the run's bins)")
-    e.add_argument("--examples", type=_positive_int, help="examples per bin")
+    e.add_argument("--examples", type=_whole(1, MAX_EXAMPLES), help="examples per bin")
     e.add_argument("--device", default="auto")
     e.add_argument("--no-greedy", action="store_true", help="skip autoregressive decoding")
     e.set_defaults(func=cmd_eval)
@@ -287,10 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", choices=("sequential", "local", "ray"), default="sequential",
                    help="sequential: in this process; local: worker processes on this machine; "
                         "ray: a local Ray instance, or the cluster at --address")
-    r.add_argument("--workers", type=int, help="runs at once (local: default one per core; ray: as many as fit)")
-    r.add_argument("--threads", type=int, help="torch threads per run (local: default cores/workers; ray: 1)")
+    r.add_argument("--workers", type=_whole(1, MAX_PROCESSES),
+                   help="runs at once (local: default one per core; ray: as many as fit)")
+    r.add_argument("--threads", type=_whole(1, MAX_PROCESSES),
+                   help="torch threads per run (local: default cores/workers; ray: 1)")
     r.add_argument("--address", help="Ray cluster to join, e.g. auto or HOST:6379 (default: start a local instance)")
-    r.add_argument("--ensemble", type=int, metavar="N",
+    r.add_argument("--ensemble", type=_whole(1, MAX_COUNT), metavar="N",
                    help="train points that differ only in seed / train.lr N at a time as one batched model "
                         "(overrides the file's 'ensemble')")
     r.set_defaults(func=cmd_run)
@@ -316,19 +344,23 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("probe", help="dependency-sparsity probe: on a finished synthetic or language-model run, "
                                       "or on smollm2")
     pb.add_argument("target", help="smollm2, a finished run key or a models/<key>.pt file")
-    pb.add_argument("--L", type=int, default=128, help="local context: the last L tokens (text)")
-    pb.add_argument("--window", type=int, default=512, help="full context in tokens (text)")
-    pb.add_argument("--min-target", type=int, help="targets t in [min-target, window) (default: window / 2)")
-    pb.add_argument("--documents", type=int, default=20, help="documents: the longest State of the Union addresses "
-                                                             "(smollm2) or held-out documents (lm run)")
-    pb.add_argument("--candidates", type=int, default=12, help="random target positions screened per document")
-    pb.add_argument("--targets", type=int, default=1, help="probed targets per document (among g >= --min-gain)")
+    pb.add_argument("--L", type=_whole(1, MAX_LENGTH), default=128, help="local context: the last L tokens (text)")
+    pb.add_argument("--window", type=_whole(1, MAX_LENGTH), default=512, help="full context in tokens (text)")
+    pb.add_argument("--min-target", type=_whole(1, MAX_LENGTH),
+                    help="targets t in [min-target, window) (default: window / 2)")
+    pb.add_argument("--documents", type=_whole(1, MAX_COUNT), default=20,
+                    help="documents: the longest State of the Union addresses (smollm2) or held-out documents (lm run)")
+    pb.add_argument("--candidates", type=_whole(1, MAX_COUNT), default=12,
+                    help="random target positions screened per document")
+    pb.add_argument("--targets", type=_whole(1, MAX_COUNT), default=1,
+                    help="probed targets per document (among g >= --min-gain)")
     pb.add_argument("--min-gain", type=float, default=0.5, help="least long-context gain g in nats to probe")
     pb.add_argument("--ks", default="1,2,4,8,16,32", help="k values: attributed vs random recovery; s grid (text)")
-    pb.add_argument("--confirm-top", type=int, default=8, help="gradient candidates re-ranked by ablation (text)")
-    pb.add_argument("--examples", type=int, default=200, help="examples (synthetic run)")
-    pb.add_argument("--seed", type=int, default=0)
-    pb.add_argument("--threads", type=int, default=1, help="torch threads")
+    pb.add_argument("--confirm-top", type=_whole(1, MAX_COUNT), default=8,
+                    help="gradient candidates re-ranked by ablation (text)")
+    pb.add_argument("--examples", type=_whole(1, MAX_EXAMPLES), default=200, help="examples (synthetic run)")
+    pb.add_argument("--seed", type=_whole(0, MAX_SEED - 1), default=0)
+    pb.add_argument("--threads", type=_whole(1, MAX_PROCESSES), default=1, help="torch threads")
     pb.add_argument("--no-control", action="store_true", help="skip the shuffled-sentences control (text)")
     pb.add_argument("--out", help="write the report (.md) or all records (.json)")
     pb.add_argument("--compare", help="with a language-model reference run: run keys trained at L whose recovered "
@@ -349,6 +381,9 @@ def main(argv=None) -> int:
     except (ConfigError, ValueError) as err:
         print(f"lengthgen: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: finished runs are kept, runs in progress resume from their checkpoints
+        print("lengthgen: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader stopped (`lengthgen tasks | head`): end quietly, as unix tools do. Point stdout
         # at /dev/null so that the interpreter's own flush at exit does not fail again.

@@ -35,6 +35,13 @@ Float = Annotated[float, BeforeValidator(_not_a_boolean)]
 Bin = tuple[Int, Int]
 
 DEVICES = "auto, cpu, cuda, cuda:N, mps"
+# Bounds far above anything trained here on sizes that input can make large: a typo must be an
+# error, not hours of silent work or an allocation that takes the machine down.
+MAX_LENGTH = 1 << 16  # task lengths (train_lengths, eval_bins); the presets reach 4,096
+MAX_EXAMPLES = 100_000  # evaluation examples per bin or check; the presets use at most 2,000
+MAX_BATCH = 1 << 16
+MAX_DATA_WORKERS = 64
+MAX_SEED = 2 ** 63  # exclusive: seeds are stored as SQLite's signed 64-bit integers
 
 
 def check_device(name: str) -> str:
@@ -46,8 +53,8 @@ def check_device(name: str) -> str:
 
 def _check_bin(b: Bin, what: str) -> Bin:
     lo, hi = b
-    if not 0 <= lo <= hi:
-        raise ValueError(f"{what} [{lo}, {hi}] must satisfy 0 <= lo <= hi")
+    if not 0 <= lo <= hi <= MAX_LENGTH:
+        raise ValueError(f"{what} [{lo}, {hi}] must satisfy 0 <= lo <= hi <= {MAX_LENGTH:,}")
     return b
 
 
@@ -161,7 +168,7 @@ class ModelConfig(Strict):
 
 class TrainConfig(Strict):
     steps: Int = Field(2000, ge=0)
-    batch_size: Int = Field(64, ge=1)
+    batch_size: Int = Field(64, ge=1, le=MAX_BATCH)
     lr: Float = Field(1e-3, gt=0)
     weight_decay: Float = Field(0.01, ge=0)
     betas: tuple[Annotated[Float, Field(ge=0, lt=1)], Annotated[Float, Field(ge=0, lt=1)]] = (0.9, 0.999)
@@ -178,7 +185,7 @@ class TrainConfig(Strict):
     # iterated in shuffled epochs (data.TrainingSet); None = fresh examples at every step.
     dataset_size: Int | None = Field(None, ge=1, le=10_000_000)
     eval_every: Int = Field(250, ge=1)
-    eval_examples: Int = Field(256, ge=1)  # in-distribution check examples
+    eval_examples: Int = Field(256, ge=1, le=MAX_EXAMPLES)  # in-distribution check examples
     early_stop_acc: Float | None = Field(1.0, ge=0, le=1)
     # What the early-stop check measures: "held_out", a set of eval_examples from the training
     # lengths (ours); "eval_bins", the reported set of the first evaluation bin (examples_per_bin
@@ -194,11 +201,11 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
-    examples_per_bin: Int = Field(500, ge=1)
+    examples_per_bin: Int = Field(500, ge=1, le=MAX_EXAMPLES)
     # A validation draw of the judged bin (fresh examples from a stream no reported set uses),
     # stored under the group "validation", for choosing among configurations without the test draw.
-    validation_examples: Int = Field(0, ge=0)
-    batch_size: Int = Field(256, ge=1)
+    validation_examples: Int = Field(0, ge=0, le=MAX_EXAMPLES)
+    batch_size: Int = Field(256, ge=1, le=MAX_BATCH)
     greedy: bool = True
 
 
@@ -213,11 +220,11 @@ KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "positi
 class RunConfig(Strict):
     name: str | None = None
     experiment: str | None = None
-    seed: Int = Field(0, ge=0, lt=2 ** 64)  # torch.manual_seed takes 64-bit seeds
+    seed: Int = Field(0, ge=0, lt=MAX_SEED)
     device: str = "auto"  # auto = cuda when available, else cpu
     # Processes drawing training batches ahead of the step that needs them (0 = draw in the run's
     # own process). Worth it on a GPU, where tiny models train faster than Python samples.
-    data_workers: Int = Field(0, ge=0)
+    data_workers: Int = Field(0, ge=0, le=MAX_DATA_WORKERS)
     task: TaskConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

@@ -5,8 +5,15 @@ atomically (`atomic_write`: a temporary file in the same folder, then a rename).
 Sweep workers in several processes write at once, so the database runs in WAL mode (readers never
 block writers), every write is a single `BEGIN IMMEDIATE` transaction (it takes the write lock up
 front, where the busy timeout applies, instead of failing on a read-to-write upgrade), and a write
-that still meets `database is locked` is retried as a whole. A connection is opened lazily per
-process and thread: SQLite connections must not cross a fork.
+that still meets `database is locked` is retried as a whole, for at most LOCK_WAIT_S: a lock held
+longer belongs to another process that is not letting go, and is reported as such. A connection is
+opened lazily per process and thread: SQLite connections must not cross a fork.
+
+Opening a store checks its layout before anything is written: a database of another program is
+refused untouched, one written by a newer lengthgen too, and one of an older layout gains its new
+columns. Every SQLite failure becomes a ValueError that names its cause (locked, read-only, full
+disk, damaged). Each running run records its owner (host, process, heartbeat) so that a run left
+`running` by a dead process can be told from a live one (`stale_runs`).
 
 SQLite stores NaN as NULL; metric and curve values read back as NaN in that case.
 """
@@ -14,6 +21,7 @@ SQLite stores NaN as NULL; metric and curve values read back as NaN in that case
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 import os
@@ -25,6 +33,7 @@ import tempfile
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,8 +43,11 @@ DB_FILE = "results.sqlite"
 CORRUPT_SUFFIX = ".corrupt"  # a checkpoint that cannot be read is moved aside under this suffix
 STATUSES = ("running", "finished", "diverged", "failed")
 DONE_STATUSES = ("finished", "diverged")
-BUSY_TIMEOUT_S = 60.0
-MAX_ATTEMPTS = 20
+BUSY_TIMEOUT_S = 2.0  # one attempt's wait for a lock; sweep writers hold it for milliseconds
+LOCK_WAIT_S = 20.0  # all attempts together, then "locked by another process"
+SCHEMA_VERSION = 2  # PRAGMA user_version; 0 is the layout before it was set (no run owners)
+OWNER_COLUMNS = {"pid": "INTEGER", "heartbeat": "TEXT"}  # added to a store of version 0
+STALE_AFTER_S = 6 * 3600  # a running run on another host whose heartbeat is older is stale
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
@@ -50,6 +62,8 @@ CREATE TABLE IF NOT EXISTS runs (
     version TEXT,
     git_commit TEXT,
     host TEXT,
+    pid INTEGER,
+    heartbeat TEXT,
     wall_time REAL,
     steps_done INTEGER,
     created_at TEXT NOT NULL,
@@ -133,11 +147,19 @@ def atomic_write(path: Path, write) -> Path:
     return path
 
 
+def write_text(path: Path, text: str) -> Path:
+    """A text file (a Markdown report, probe records), atomically."""
+    return atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def save_torch(obj, path: Path) -> Path:
-    """`torch.save` of plain data and tensors, atomically."""
+    """`torch.save` of plain data and tensors, atomically. Serialized in memory first: torch's own
+    file writer reports a full disk as a RuntimeError, Python's as the OSError it is."""
     import torch
 
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
 def load_torch(path: Path, device="cpu"):
@@ -180,15 +202,17 @@ class ResultsStore:
     def save_checkpoint(self, key: str, checkpoint: dict) -> None:
         save_torch(checkpoint, self.checkpoint_path(key))
 
-    def load_checkpoint(self, key: str, device="cpu") -> dict | None:
-        """The run's latest checkpoint, or None when it has none. A checkpoint that cannot be read
-        (truncated, corrupt, not ours) is moved aside to `<key>.pt.corrupt` with a warning, and the
-        run starts from scratch: one bad file must not block its run for good."""
+    def load_checkpoint(self, key: str, check, device="cpu"):
+        """`check(checkpoint)` of the run's latest checkpoint, or None when it has none. A checkpoint
+        that cannot be read or that `check` refuses (a ValueError: truncated, corrupt, not ours,
+        values out of bounds) is moved aside to `<key>.pt.corrupt` with a warning, and the run
+        starts from scratch: one bad file must not block its run for good."""
         path = self.checkpoint_path(key)
         if not path.exists():
             return None
         try:
-            return load_torch(path, device)
+            checkpoint = load_torch(path, device)
+            return check(checkpoint)
         except Exception as err:  # torch raises many types for a bad file; none of them may block the run
             aside = path.with_name(path.name + CORRUPT_SUFFIX)
             os.replace(path, aside)
@@ -214,7 +238,9 @@ class ResultsStore:
 
     def start_run(self, key: str, config: dict, *, name: str | None = None, experiment: str | None = None,
                   host: str | None = None):
-        """Record run `key` as running (replacing any earlier record; its results stay until finish).
+        """Record run `key` as running, owned by this process (replacing an earlier unfinished record).
+        A finished or diverged record stays as it is until `finish_run` replaces it, so a retrain
+        (`--force`) that is killed leaves the earlier results in place.
 
         host: the machine that trains the run, when that is not this one (a remote sweep worker).
         """
@@ -222,16 +248,33 @@ class ResultsStore:
                    task=config["task"]["name"], positional=config.get("model", {}).get("positional"),
                    seed=config.get("seed"), status="running", config=json.dumps(config, sort_keys=True),
                    version=__version__, git_commit=git_commit(), host=host or socket.gethostname(),
-                   created_at=_now())
+                   pid=None if host else os.getpid(), heartbeat=_now(), created_at=_now())
         sql = f"INSERT OR REPLACE INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
 
         def write(conn):
-            conn.execute(sql, tuple(row.values()))
+            old = conn.execute("SELECT status FROM runs WHERE key=?", (key,)).fetchone()
+            if old is not None and old["status"] in DONE_STATUSES:
+                conn.execute("UPDATE runs SET host=?, pid=?, heartbeat=? WHERE key=?",
+                             (row["host"], row["pid"], row["heartbeat"], key))
+            else:
+                conn.execute(sql, tuple(row.values()))
             if row["experiment"]:
                 conn.execute(_JOIN, (row["experiment"], key))
 
         self._check_writable()
         self._write(write)
+
+    def heartbeat(self, key: str) -> None:
+        """Note that this process still trains run `key` (at each checkpoint)."""
+        self._write(lambda c: c.execute("UPDATE runs SET heartbeat=?, host=?, pid=? WHERE key=? AND status='running'",
+                                        (_now(), socket.gethostname(), os.getpid(), key)))
+
+    def mark_failed(self, key: str, error: str) -> None:
+        """Record that this process stopped training run `key` without finishing it (an error, an
+        interrupt); its checkpoint stays, so the next attempt resumes from it."""
+        self._write(lambda c: c.execute(
+            "UPDATE runs SET status='failed', finished_at=?, extra=? WHERE key=? AND status='running' AND pid=?",
+            (_now(), json.dumps({"error": error}), key, os.getpid())))
 
     def join_experiment(self, experiment: str, keys: list[str]):
         """Make runs members of `experiment` (a run can belong to several: a finished run that a
@@ -328,6 +371,22 @@ class ResultsStore:
         rows = self._read(f"SELECT * FROM decisions {where} ORDER BY experiment, cell", params)
         return [{**r, "decision": json.loads(r["decision"])} for r in rows]
 
+    def metric_names(self, experiment: str | None = None) -> list[str]:
+        return sorted({m["metric"] for m in self.metrics(experiment=experiment)})
+
+    def stale_runs(self, experiment: str | None = None) -> list[dict]:
+        """Runs left `running` by a process that is gone: on this host a process that no longer
+        exists, elsewhere a heartbeat older than STALE_AFTER_S."""
+        return [r for r in self.runs(experiment=experiment, status="running") if not owner_alive(r)]
+
+    def live_owner(self, key: str) -> dict | None:
+        """The run's record when another live process is training it now, else None."""
+        run = self.get_run(key)
+        mine = run is not None and run["pid"] == os.getpid() and run["host"] == socket.gethostname()
+        if run is None or run["status"] != "running" or mine:
+            return None
+        return run if owner_alive(run) else None
+
     def curves(self, key: str) -> list[dict]:
         rows = self._read("SELECT step, name, value FROM curves WHERE run_key=? ORDER BY name, step", (key,))
         return [{**r, "value": _nan_if_null(r["value"])} for r in rows]
@@ -342,22 +401,32 @@ class ResultsStore:
         return local.conn
 
     def _connect(self) -> sqlite3.Connection:
-        """A connection to the store, created with its tables when new; a root that is a file, a store
-        that cannot be written and a file that is no SQLite database fail with a message saying so."""
-        if self.root.exists() and not self.root.is_dir():
-            raise ValueError(f"results root {self.root} is a file, not a folder; pass another --root")
+        """A connection to the store, created with its tables when new (`_prepare`); a root that is
+        a file or a dangling link, and any SQLite failure, fail with a message naming the cause."""
+        root = self.root
+        if root.is_symlink() and not root.exists():
+            raise ValueError(f"results root {root} is a link to {os.readlink(root)}, which does not exist; create "
+                             "that folder or pass another --root")
+        if root.exists() and not root.is_dir():
+            raise ValueError(f"results root {root} is a file, not a folder; pass another --root")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"results root {root} cannot be written ({err.strerror}); pass another --root") from None
+        with self._sqlite_errors():
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            _retrying(lambda: conn.execute("PRAGMA journal_mode = WAL"))
-            _transaction(conn, lambda c: [c.execute(s) for s in SCHEMA.split(";") if s.strip()])
-        except PermissionError as err:
-            raise ValueError(f"results root {self.root} cannot be written ({err.strerror}); pass another --root") from None
-        except sqlite3.DatabaseError as err:
-            raise ValueError(f"{self.path} is not a usable lengthgen results store (SQLite: {err}); move it aside or "
-                             "pass another --root") from None
+            _retrying(lambda: _prepare(conn, self.path))
         return conn
+
+    @contextmanager
+    def _sqlite_errors(self):
+        try:
+            yield
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):  # lengthgen's own mistakes: keep the trace
+            raise
+        except sqlite3.Error as err:
+            raise ValueError(describe_sqlite_error(err, self.path)) from None
 
     def exists(self) -> bool:
         """Whether the root holds a results store (reading commands must not create an empty one)."""
@@ -376,11 +445,14 @@ class ResultsStore:
     def _write(self, fn):
         if self._only is not None:
             raise RuntimeError("a store restricted to some runs is a read view; write through the full store")
-        return _transaction(self._conn(), fn)
+        conn = self._conn()
+        with self._sqlite_errors():
+            return _transaction(conn, fn)
 
     def _read(self, sql: str, params=()) -> list[dict]:
         conn = self._conn()
-        return [dict(r) for r in _retrying(lambda: conn.execute(sql, params).fetchall())]
+        with self._sqlite_errors():
+            return [dict(r) for r in _retrying(lambda: conn.execute(sql, params).fetchall())]
 
 
 _JOIN = "INSERT OR IGNORE INTO memberships (experiment, run_key) VALUES (?, ?)"
@@ -399,27 +471,135 @@ def _filters(*column_values) -> tuple[str, tuple]:
 
 
 def _retrying(fn):
-    for attempt in range(MAX_ATTEMPTS):
+    """fn(), attempted again while the database is locked, for LOCK_WAIT_S at most."""
+    deadline, attempt = time.monotonic() + LOCK_WAIT_S, 0
+    while True:
         try:
             return fn()
         except sqlite3.OperationalError as err:
-            if not _is_busy(err) or attempt == MAX_ATTEMPTS - 1:
+            if not _is_busy(err) or time.monotonic() > deadline:
                 raise
             time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+            attempt += 1
 
 
 def _transaction(conn: sqlite3.Connection, fn):
     """Run fn(conn) in one write transaction: all of it or nothing; retried whole when locked."""
+    return _retrying(lambda: _attempt(conn, fn))
 
-    def attempt():
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # SQLite rolls back by itself after some errors
-                conn.execute("ROLLBACK")
-            raise
-        return result
 
-    return _retrying(attempt)
+def _attempt(conn: sqlite3.Connection, fn):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+# -- layout -------------------------------------------------------------------------------------
+
+def _layout(conn: sqlite3.Connection) -> dict[str, set[str]]:
+    """Each table of the database (SQLite's own left out) with its column names."""
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE "
+                                         "'sqlite_%'")]
+    return {t: {r[0] for r in conn.execute("SELECT name FROM pragma_table_info(?)", (t,))} for t in tables}
+
+
+@functools.cache
+def expected_layout() -> dict[str, set[str]]:
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(SCHEMA)
+    return _layout(conn)
+
+
+def layout_problem(version: int, tables: dict[str, set[str]], path: Path) -> str | None:
+    """Why a database cannot serve as a results store of this version, or None when it can (perhaps
+    after gaining the owner columns)."""
+    expected = expected_layout()
+    unchanged = "it was left unchanged; pass another --root"
+    if version > SCHEMA_VERSION:
+        return (f"{path} was written by a newer lengthgen (store version {version}, this one reads "
+                f"{SCHEMA_VERSION}); {unchanged}")
+    foreign = sorted(set(tables) - set(expected))
+    if foreign or (tables and "runs" not in tables) or version not in (0, SCHEMA_VERSION):
+        return (f"{path} is a SQLite database of another program (tables: {', '.join(sorted(tables))}), not a "
+                f"lengthgen results store; {unchanged}")
+    missing = sorted(f"{t}.{c}" for t, cols in tables.items() for c in expected[t] - cols)
+    addable = {f"runs.{c}" for c in OWNER_COLUMNS} if version == 0 else set()
+    if set(missing) - addable:
+        return (f"{path} is a results store of another layout (it lacks {', '.join(missing)}) that this lengthgen "
+                f"cannot use; {unchanged}")
+    return None
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    """Check the database's layout before writing anything to it; create or upgrade it if needed."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = _layout(conn)
+    problem = layout_problem(version, tables, path)
+    if problem:
+        raise ValueError(problem)
+    if version == SCHEMA_VERSION and tables.keys() == expected_layout().keys():
+        return
+    conn.execute("PRAGMA journal_mode = WAL")
+
+    def upgrade(c):
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                c.execute(statement)
+        have = _layout(c)["runs"]
+        for column, kind in OWNER_COLUMNS.items():
+            if column not in have:
+                c.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    _attempt(conn, upgrade)
+
+
+def describe_sqlite_error(err: sqlite3.Error, path: Path) -> str:
+    """What a SQLite failure means for the user: the cause, and what to do."""
+    text = str(err).lower()
+    if _is_busy(err):
+        return (f"results store {path} is locked by another process (waited {LOCK_WAIT_S:.0f} s); let it finish or "
+                "stop it, then rerun")
+    if "full" in text:
+        return f"no space left on the disk of results store {path}; free some space and rerun (finished runs are kept)"
+    if "readonly" in text or "unable to open" in text or not os.access(path.parent, os.W_OK):
+        return f"results store {path} cannot be written ({_why_unwritable(path.parent)}); pass another --root"
+    return (f"{path} is not a usable lengthgen results store (SQLite: {err}): damaged or not a database; move it "
+            "aside or pass another --root")
+
+
+def _why_unwritable(folder: Path) -> str:
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "its file system is read-only"
+    except OSError as err:
+        return err.strerror or str(err)
+    return "permission denied" if not os.access(folder, os.W_OK) else "SQLite could not open or write it"
+
+
+# -- owners -------------------------------------------------------------------------------------
+
+def owner_alive(run: dict) -> bool:
+    """Whether the process that trains a `running` run is still there (as far as this host can tell)."""
+    if run["host"] == socket.gethostname() and run["pid"]:
+        return _pid_alive(run["pid"])
+    if not run["heartbeat"]:
+        return False
+    age = datetime.now(timezone.utc) - datetime.fromisoformat(run["heartbeat"])
+    return age.total_seconds() < STALE_AFTER_S
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
+from ..store import write_text
 from .probe import HFScorer, TransformerScorer
 from .synthetic import probe_synthetic, synthetic_summary
 from .text import (TextProbeSettings, format_interval, probe_text, recovered_fraction, recovery_by_sparsity, shuffle_sentences,
@@ -42,9 +43,8 @@ def run_probe(target: str, root: str, settings: TextProbeSettings, documents: in
     wall = time.perf_counter() - started
     report += f"\nwall time {wall:.0f} s on {torch.get_num_threads()} torch thread(s)\n"
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({**data, "wall_s": wall}, indent=1) if out.endswith(".json") else report
-        Path(out).write_text(text)
+        write_text(Path(out), text)
     return report
 
 

@@ -19,11 +19,13 @@ of Huang et al.'s search-then-seeds protocol (protocol.py); runner.py decides wh
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 from ..config import ConfigError, RunConfig, load_run_config, merged, read_yaml
 
 EXPERIMENT_FIELDS = {"experiment", "description", "base", "runs", "grid", "protocol", "ensemble"}
+MAX_POINTS = 10_000  # runs of one experiment file; the largest preset has a few hundred
 
 
 def value_label(value) -> str:
@@ -50,6 +52,9 @@ def expand(spec: dict, source: str = "experiment") -> list[RunConfig]:
     if not isinstance(grid, dict) or not all(isinstance(k, str) and isinstance(v, list) and v
                                              for k, v in grid.items()):
         raise ConfigError(f"{source}: 'grid' must map dotted config keys (text) to non-empty lists")
+    points = len(runs) * math.prod(len(v) for v in grid.values())
+    if points > MAX_POINTS:
+        raise ConfigError(f"{source}: runs x grid expand to {points:,} points; at most {MAX_POINTS:,} are allowed")
     names = [r["name"] for r in runs if r.get("name") is not None]
     if not all(isinstance(n, str) for n in names):
         raise ConfigError(f"{source}: runs: a run's 'name' must be text, got {[n for n in names if not isinstance(n, str)]}")

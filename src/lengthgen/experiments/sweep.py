@@ -13,16 +13,17 @@ curves are replaced in the same transaction that marks it finished.
   Workers exit by themselves when the driver dies, so a killed sweep leaves no orphans behind.
 - `ray`: one Ray task per run, on an embedded local Ray instance or an existing cluster
   (`address`). Workers never touch the driver's store: each trains into a node-local scratch
-  store and returns the finished run (record, metrics, curves, model weights) to the driver,
-  which writes it. This works on any multi-node cluster, shared filesystem or not. Ray retries
-  a task whose worker process or node died (`max_retries`); a retry on the same node resumes from
-  the scratch checkpoint, elsewhere it starts over.
+  store of its own sweep and returns the finished run (record, metrics, curves, model weights) to
+  the driver, which writes it. This works on any multi-node cluster, shared filesystem or not. Ray
+  retries a task whose worker process or node died (`max_retries`); a retry on the same node
+  resumes from the scratch checkpoint, elsewhere it starts over.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import shutil
 import tempfile
 import traceback
@@ -39,8 +40,9 @@ EXECUTORS = ("sequential", "local", "ray")
 MAX_RETRIES = 2  # re-runs of a run whose worker died (an exception in the run is not retried)
 LOOPBACK = "127.0.0.1"  # an embedded Ray instance listens here only (README: security and failure model)
 # Ray binds its services to the node's IP, which on Linux is the routable address unless Ray is told
-# this machine is no cluster node; read when ray is first imported.
+# this machine is no cluster node; read once, when ray is first imported, so it is set before that.
 RAY_NO_CLUSTER = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+SCRATCH_PREFIX = "lengthgen-ray-"  # + a sweep's random token and a run key: that run's scratch store
 
 
 @dataclass
@@ -97,6 +99,8 @@ def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "se
             state = "failed" if error else "done"
             progress.update(bar, advance=1, description=f"runs (last {state}: {run_label(cfg)})")
 
+    if not todo:  # nothing to train: no workers, no Ray cluster to reach
+        return result
     if executor == "sequential":
         _sequential(todo, store, threads, progress, finished)
     elif executor == "local":
@@ -136,8 +140,17 @@ def _sequential(todo, store, threads, progress, finished):
 # -- local worker processes ---------------------------------------------------------------------
 
 def _local_worker(conn, root: str, threads: int, parent: int):
-    """Worker process: receive a RunConfig, train it into the shared store, report; None stops."""
+    """Worker process: receive a RunConfig, train it into the shared store, report; None stops.
+    Ctrl-C reaches the whole process group: a worker stops quietly (its run is marked failed by
+    `train_run`), and the driver alone tells the user."""
     exit_with_parent(parent)
+    try:
+        _serve(conn, root, threads)
+    except KeyboardInterrupt:
+        pass
+
+
+def _serve(conn, root: str, threads: int):
     import torch
 
     torch.set_num_threads(threads)
@@ -238,25 +251,43 @@ def _local(todo, store, workers, threads, max_retries, finished, result):
 
 # -- Ray ----------------------------------------------------------------------------------------
 
-def _ray_train(data: dict, threads: int) -> dict:
-    """Ray task: train into a node-local scratch store and return the finished run to the driver."""
+def _ray_train(data: dict, threads: int, sweep: str) -> dict:
+    """Ray task: train into a scratch store of this sweep on its node and return the finished run
+    to the driver."""
     import torch
 
     torch.set_num_threads(threads)
     cfg = RunConfig.model_validate(data)
     key = cfg.key()
-    # Node-local and keyed by run: a retry on the same node resumes from the scratch checkpoint.
-    scratch = Path(tempfile.gettempdir()) / "lengthgen-ray" / key
+    # Keyed by sweep and run: a retry on the same node resumes from the scratch checkpoint, and
+    # another sweep of the same runs never shares (or deletes) these files.
+    scratch = sweep_scratch(sweep, key)
     store = ResultsStore(scratch)
-    run = train_run(cfg, store)
-    payload = {
-        "run": run,
-        "metrics": [{k: m[k] for k in ("lo", "hi", "grp", "metric", "value", "count")} for m in store.metrics(keys=[key])],
-        "curves": store.curves(key),
-        "model": store.model_bytes(key),
-    }
-    shutil.rmtree(scratch, ignore_errors=True)
-    return payload
+    try:
+        run = train_run(cfg, store)
+        return {
+            "run": run,
+            "metrics": [{k: m[k] for k in ("lo", "hi", "grp", "metric", "value", "count")}
+                        for m in store.metrics(keys=[key])],
+            "curves": store.curves(key),
+            "model": store.model_bytes(key),
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def sweep_scratch(sweep: str, key: str) -> Path:
+    """The scratch folder of run `key` in sweep `sweep` on this node, private to this user. One that
+    exists already but is not this user's own private folder (a planted link or store) is refused."""
+    folder = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{sweep}-{key}"
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:  # this run's earlier attempt on this node (its worker died)
+        info = folder.lstat()
+        if folder.is_symlink() or not folder.is_dir() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise ValueError(f"scratch folder {folder} exists and is not this user's private folder; "
+                             "refusing to train in it") from None
+    return folder
 
 
 def _store_returned_run(store: ResultsStore, payload: dict) -> None:
@@ -278,16 +309,18 @@ def _store_returned_run(store: ResultsStore, payload: dict) -> None:
 def start_ray(address: str | None, workers: int | None, threads: int) -> None:
     """Join the Ray cluster at `address`, or start an embedded instance whose unauthenticated
     services listen on loopback only, so no other machine can reach them (and run code there).
-    An embedded instance that would listen elsewhere is shut down at once: this fails closed."""
-    if address is not None:
-        import ray
-
-        ray.init(address=address)
-        return
-    os.environ[RAY_NO_CLUSTER[0]] = RAY_NO_CLUSTER[1]
+    An embedded instance that would listen elsewhere is shut down at once: this fails closed.
+    A cluster at a loopback address is this machine alone, joined as such (Ray would otherwise
+    look for it at the routable address)."""
+    if address is None or _is_loopback(address):
+        os.environ[RAY_NO_CLUSTER[0]] = RAY_NO_CLUSTER[1]  # before ray is imported, which reads it
     import ray
 
-    ray.init(num_cpus=workers * threads if workers else None, include_dashboard=False)
+    if address is not None:
+        ray.init(address=address)
+        return
+    # "local": always a new instance, never a cluster some earlier `ray start` left its address of
+    ray.init(address="local", num_cpus=workers * threads if workers else None, include_dashboard=False)
     listening = {node["NodeManagerAddress"] for node in ray.nodes()}
     if listening != {LOOPBACK}:
         ray.shutdown()
@@ -295,10 +328,16 @@ def start_ray(address: str | None, workers: int | None, threads: int) -> None:
                          f"{LOOPBACK}; start Ray yourself (ray start --head) and pass --address")
 
 
+def _is_loopback(address: str) -> bool:
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 def _ray(todo, store, workers, threads, address, max_retries, finished):
+    start_ray(address, workers, threads)
     import ray
 
-    start_ray(address, workers, threads)
+    sweep = secrets.token_hex(8)
     try:
         remote = ray.remote(_ray_train).options(
             num_cpus=threads, max_retries=max_retries,
@@ -307,7 +346,7 @@ def _ray(todo, store, workers, threads, address, max_retries, finished):
         while queue or pending:
             while queue and (workers is None or len(pending) < workers):
                 cfg = queue.popleft()
-                pending[remote.remote(_wire(cfg), threads)] = cfg
+                pending[remote.remote(_wire(cfg), threads, sweep)] = cfg
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             cfg = pending.pop(ref)
             try:
@@ -319,3 +358,5 @@ def _ray(todo, store, workers, threads, address, max_retries, finished):
             finished(cfg)
     finally:
         ray.shutdown()
+        for scratch in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{sweep}-*"):  # left by dead workers
+            shutil.rmtree(scratch, ignore_errors=True)

@@ -12,14 +12,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..store import DONE_STATUSES, ResultsStore
+from ..store import DONE_STATUSES, ResultsStore, write_text
 from .claims import coupling_gains, gain_table, slope_table, sparsity_slopes
 from .language import loss_table, plot_loss_by_position
 from .plots import plot_bins
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
 from .selection import selection_cells, selection_summary, selection_table, write_selection
 from .sparsity import plot_accuracy_vs_length, sparsity_table
-from .tables import Pooled, diverged_table, markdown_table, print_table, results_table
+from .tables import Pooled, diverged_table, markdown_table, print_table, results_table, unfinished_table
 
 SELECTION_CAPTION = (
     "selection rules, per task and scheme ({metric} on the judged bin: the paper's own test bin where the config "
@@ -30,7 +30,7 @@ SUMMARY_CAPTION = (
     "selection rules per scheme: judged cells agreeing with the prediction under each rule; share of runs >= 0.9 "
     "(runs pooled over cells); AUC of the prediction against the judged-bin accuracy over all cells, ties 1/2 "
     "(bootstrap over cells, stratified), on Huang et al.'s published numbers beside")
-
+UNFINISHED = "runs not finished (rerun their command to resume them from their checkpoints)"
 __all__ = ["report", "Pooled", "markdown_table", "print_table", "results_table", "sparsity_table",
            "prediction_rows", "prediction_table"]
 
@@ -48,17 +48,17 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     if metric == "loss":  # language modelling: loss per position bucket at each context
         return _language_report(store, experiment, out_dir, markdown, console)
     results, sparsity = results_table(store, experiment, metric), sparsity_table(store, experiment, metric)
-    diverged = diverged_table(store, experiment)
+    extra = [(UNFINISHED, unfinished_table(store, experiment)), ("runs that diverged (no metrics)",
+                                                                  diverged_table(store, experiment))]
+    extra = [(title, table) for title, table in extra if table[1]]
     if not results[1] and not sparsity[1]:
-        available = sorted({m["metric"] for m in store.metrics(experiment=experiment)})
+        available = store.metric_names(experiment)
         console.print(f"no finished runs with {metric!r} results" + (f" in experiment {experiment!r}"
                       if experiment else "") + (f"; metrics stored: {', '.join(available)}" if available else ""))
-        if diverged[1]:
-            print_table(*diverged, "runs that diverged (no metrics)", console)
+        for title, table in extra:
+            print_table(*table, title, console)
         return []
-    tables = [(f"{metric} per length bin", results)]
-    if diverged[1]:
-        tables.append(("runs that diverged (no metrics)", diverged))
+    tables = [(f"{metric} per length bin", results), *extra]
     if sparsity[1]:
         tables.append((f"{metric} per k and length bin", sparsity))
         slopes = sparsity_slopes(store.metrics(experiment=experiment), metric)
@@ -100,7 +100,7 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
         console.print(text, markup=False, highlight=False, soft_wrap=True)
         if out_dir is not None:
             paths.append(Path(out_dir) / f"{stem}.md")
-            paths[-1].write_text(text)
+            write_text(paths[-1], text)
     else:
         for title, (columns, rows) in tables:
             print_table(columns, rows, title, console)

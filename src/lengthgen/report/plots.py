@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from ..store import ResultsStore
+from ..store import ResultsStore, atomic_write
 from .tables import Series, bin_label, collect
 
 
@@ -47,10 +47,8 @@ def panels(n_panels: int) -> tuple[Figure, list]:
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    path = Path(path)  # the format from its suffix: the temporary file's name has another
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png"))
 
 
 def plot_bins(store: ResultsStore, experiment: str | None, metric: str, path: str | Path) -> Path:

@@ -124,6 +124,16 @@ def diverged_table(store: ResultsStore, experiment: str | None = None) -> tuple[
             [[r["name"] or r["key"], r["task"], r["positional"], r["seed"], r["steps_done"]] for r in runs])
 
 
+def unfinished_table(store: ResultsStore, experiment: str | None = None) -> tuple[list[str], list[list]]:
+    """Runs that failed, and stale runs (left `running` by a process that is gone): rerunning their
+    command resumes them from their checkpoints. Live runs are not listed."""
+    runs = store.runs(experiment=experiment, status="failed") + store.stale_runs(experiment)
+    return (["run", "task", "positional", "seed", "status", "host", "process", "last heartbeat"],
+            [[r["name"] or r["key"], r["task"], r["positional"], r["seed"],
+              "failed" if r["status"] == "failed" else "stale", r["host"], r["pid"],
+              r["heartbeat"]] for r in runs])
+
+
 def _text(value) -> str:
     return "–" if value is None else str(value)
 

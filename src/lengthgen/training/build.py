@@ -19,9 +19,16 @@ from ..tasks import Task
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device a config or `--device` names; one this machine lacks is a ValueError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s) usable by "
+                         f"torch {torch.__version__}; use device cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r}: MPS is not available on this machine; use device cpu or auto")
+    return device
 
 
 def longest_length(cfg: RunConfig) -> int:
@@ -113,20 +120,49 @@ def run_record(cfg: RunConfig, model: Transformer) -> dict:
     return config
 
 
+def check_tensors(found, expected: dict, what: str) -> None:
+    """`found` must be a state dict like `expected`: the same names, shapes and dtypes, tensors only."""
+    if not isinstance(found, dict):
+        raise ValueError(f"{what}: expected a state dict, got {type(found).__name__}")
+    missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys(), key=str)
+    if missing or extra:
+        raise ValueError(f"{what}: missing {missing[:5]}, unexpected {extra[:5]}")
+    for name, want in expected.items():
+        got = found[name]
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape or got.dtype != want.dtype:
+            shown = f"{tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor) else type(got).__name__
+            raise ValueError(f"{what}: {name} is {shown}, expected {tuple(want.shape)} {want.dtype}")
+
+
+def read_model_file(path, device="cpu") -> tuple[RunConfig, dict]:
+    """A model file's config (with its position-table size) and weights, each checked against what
+    `lifecycle.finish` writes; anything else is a ValueError naming the file."""
+    try:
+        ck = load_torch(path, device)
+        if not isinstance(ck, dict) or set(ck) != {"config", "model", "version"}:
+            raise ValueError(f"keys {sorted(ck, key=str) if isinstance(ck, dict) else type(ck).__name__}, expected "
+                             "config, model, version")
+        config = dict(ck["config"])
+        size = dict(config.pop("resolved"))["max_positions"]
+        cfg = load_run_config(config)
+        # Through the config's own bounds: a crafted table size must not allocate gigabytes.
+        model_cfg = type(cfg.model).model_validate({**cfg.model.model_dump(), "max_positions": size})
+        cfg = cfg.model_copy(update={"model": model_cfg})
+        task = cfg.task.build()
+        with torch.device("meta"):  # the shapes the weights must have, without allocating them
+            check_tensors(ck["model"], build_model(cfg, task).state_dict(), "weights")
+    except Exception as err:  # unreadable, truncated, not a torch file, or not one of ours
+        raise ValueError(f"{path} is not a readable lengthgen model file ({type(err).__name__}: {err})") from None
+    return cfg, ck["model"]
+
+
 def load_model(path, device="cpu", cache_dir=None) -> tuple[Transformer, RunConfig]:
     """A finished run's model and config from its model file (`ResultsStore.model_path`);
     `cache_dir`: where its task finds what it derived before (`ResultsStore.cache_dir`)."""
-    try:
-        ck = load_torch(path, device)
-        config = dict(ck["config"])
-        resolved = config.pop("resolved")
-    except Exception as err:  # unreadable, truncated, not a torch file, or not one of ours
-        raise ValueError(f"{path} is not a readable lengthgen model file ({type(err).__name__}: {err})") from None
-    cfg = load_run_config(config)
-    m = cfg.model.model_copy(update={"max_positions": resolved["max_positions"]})
+    cfg, weights = read_model_file(path, device)
     task = cfg.task.build()
     if cache_dir is not None:
         task.set_cache_dir(cache_dir)
-    model = build_model(cfg.model_copy(update={"model": m}), task)
-    model.load_state_dict(ck["model"])
+    model = build_model(cfg, task)
+    model.load_state_dict(weights)
     return model.to(device), cfg

@@ -36,8 +36,8 @@ from ..store import ResultsStore
 from ..tasks import Task
 from .build import (build_model, lr_factor, make_optimizer, make_schedule, offset_length, output_loss,
                     resolve_device, run_record, train_position_sampler)
-from .lifecycle import (RunState, diverge, finish, id_check_due, load_checkpoint, log_step, save_checkpoint,
-                        stops_early)
+from .lifecycle import (RunState, abandon, claim, diverge, finish, id_check_due, load_checkpoint, log_step,
+                        save_checkpoint, stops_early)
 
 FREE_FIELDS = ("seed", "train.lr")  # what ensemble members may differ in
 
@@ -111,7 +111,7 @@ def load_member(cfg: RunConfig, task: Task, store: ResultsStore, device, force: 
     state = RunState()
     moments = {n: {"step": torch.zeros((), device=device), "exp_avg": torch.zeros_like(p),
                    "exp_avg_sq": torch.zeros_like(p)} for n, p in model.named_parameters()}
-    resumed = None if force else load_checkpoint(store, cfg.key(), device)
+    resumed = None if force else load_checkpoint(store, cfg, model, device)
     if resumed is not None:
         ck, state = resumed
         model.load_state_dict(ck["model"])
@@ -238,6 +238,17 @@ class Ensemble:
         return done
 
 
+def train_members(ensemble: Ensemble, cfg0: RunConfig, task: Task) -> None:
+    """Steps until every member has ended (finished, diverged or stopped early)."""
+    t, workers = cfg0.train, cfg0.data_workers
+    with TrainBatches(task, t.batch_size, cfg0.task.train_lengths, offset_length(cfg0),
+                      train_position_sampler(cfg0, ensemble.shell), workers=workers, stop=t.steps,
+                      lookahead=max(1, 2 * workers // len(ensemble.members)), dataset_size=t.dataset_size) as draw:
+        while ensemble.members:
+            values = ensemble.step([draw(mb.cfg.seed, mb.state.step) for mb in ensemble.members])
+            ensemble.retire(ensemble.after_step(values))
+
+
 def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress=None, force: bool = False) -> list[dict]:
     """Train runs that differ only in seed / train.lr as one batched model; returns the stored runs
     in the order of `configs`. Finished runs are skipped (unless `force`), unfinished ones resume."""
@@ -253,6 +264,7 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress=None,
     for index, cfg in todo:
         model, member_moments, state = load_member(cfg, task, store, device, force)
         config = run_record(cfg, model)
+        claim(store, cfg.key())
         store.start_run(cfg.key(), config, name=cfg.name, experiment=cfg.experiment)
         bar = progress.add_task(cfg.name or cfg.key(), total=t.steps, completed=state.step) if progress else None
         members.append(Member(cfg, index, state, config, state.wall, bar))
@@ -262,11 +274,10 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress=None,
                         {"size": len(configs), "members": [c.key() for c in configs]}, progress)
     # A checkpoint can hold a run that ended but was not yet recorded (killed in between).
     ensemble.retire([m for m, mb in enumerate(members) if mb.state.step >= t.steps or not mb.state.running])
-    workers = cfg0.data_workers
-    with TrainBatches(task, t.batch_size, cfg0.task.train_lengths, offset_length(cfg0),
-                      train_position_sampler(cfg0, ensemble.shell), workers=workers, stop=t.steps,
-                      lookahead=max(1, 2 * workers // len(members)), dataset_size=t.dataset_size) as draw:
-        while ensemble.members:
-            values = ensemble.step([draw(mb.cfg.seed, mb.state.step) for mb in ensemble.members])
-            ensemble.retire(ensemble.after_step(values))
+    try:
+        train_members(ensemble, cfg0, task)
+    except BaseException as err:
+        for mb in ensemble.members:
+            abandon(store, mb.cfg.key(), err)
+        raise
     return [store.get_run(c.key()) for c in configs]

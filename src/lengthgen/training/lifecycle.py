@@ -5,13 +5,20 @@ bookkeeping after each step (curves, divergence, early stop), its checkpoint, an
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import os
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
 
 from .. import __version__
 from ..config import RunConfig
 from ..evaluate import evaluate, in_distribution_accuracy
 from ..store import ResultsStore
 from ..tasks import Task
+from .build import check_tensors, make_optimizer, make_schedule
+
+CHECKPOINT_KEYS = {"model", "opt", "sched", "state"}
 
 
 @dataclass
@@ -29,6 +36,28 @@ class RunState:
         return self.status == "running"
 
 
+def claim(store: ResultsStore, key: str) -> None:
+    """Make sure no other live process trains run `key`; one left `running` by a process that is
+    gone is taken over (it resumes from its checkpoint)."""
+    owner = store.live_owner(key)
+    if owner is not None:
+        raise ValueError(f"run {key} is being trained by process {owner['pid']} on {owner['host']} (last heartbeat "
+                         f"{owner['heartbeat']}); wait for it to finish, or stop it and rerun")
+    run = store.get_run(key)
+    if run is not None and run["status"] == "running" and run["pid"] != os.getpid():
+        warnings.warn(f"run {key} was left running by process {run['pid']} on {run['host']}, which is gone; "
+                      "taking it over", stacklevel=2)
+
+
+def abandon(store: ResultsStore, key: str, err: BaseException) -> None:
+    """Record run `key` as failed when this process stops training it on an error or an interrupt."""
+    reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
+    try:
+        store.mark_failed(key, reason)
+    except (ValueError, OSError):  # the store itself is what failed: the error above says so
+        pass
+
+
 def is_done(store: ResultsStore, key: str) -> bool:
     """Whether a run is finished. A process killed after recording its run but before deleting the
     checkpoint leaves a stale one behind; it is dropped here, where it can no longer be used."""
@@ -41,12 +70,78 @@ def is_done(store: ResultsStore, key: str) -> bool:
 def save_checkpoint(store: ResultsStore, key: str, model, opt, sched, state: RunState) -> None:
     store.save_checkpoint(key, {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                                 "state": asdict(state)})
+    store.heartbeat(key)
 
 
-def load_checkpoint(store: ResultsStore, key: str, device) -> tuple[dict, RunState] | None:
-    """The run's checkpoint (model, opt and sched state dicts) and its state, or None to start afresh."""
-    ck = store.load_checkpoint(key, device)
-    return None if ck is None else (ck, RunState(**ck["state"]))
+def load_checkpoint(store: ResultsStore, cfg: RunConfig, model, device) -> tuple[dict, RunState] | None:
+    """The run's checkpoint (model, opt and sched state dicts) and its state, or None to start afresh.
+    Everything in it is checked against what `save_checkpoint` writes for this config and model
+    before any of it is used; a checkpoint that fails is moved aside by the store."""
+    return store.load_checkpoint(cfg.key(), lambda ck: (ck, checked_checkpoint(ck, cfg, model)), device)
+
+
+def checked_checkpoint(ck, cfg: RunConfig, model) -> RunState:
+    """The run state of a checkpoint whose every part has the keys, shapes, types and bounds that
+    `save_checkpoint` gives it; a ValueError naming the first part that does not."""
+    if not isinstance(ck, dict) or set(ck) != CHECKPOINT_KEYS:
+        raise ValueError(f"keys {sorted(ck, key=str) if isinstance(ck, dict) else type(ck).__name__}, expected "
+                         f"{sorted(CHECKPOINT_KEYS)}")
+    check_tensors(ck["model"], model.state_dict(), "model")
+    opt = make_optimizer(model, cfg)
+    check_optimizer_state(ck["opt"], opt)
+    sched = make_schedule(opt, cfg).state_dict()
+    if not isinstance(ck["sched"], dict) or set(ck["sched"]) != set(sched):
+        raise ValueError("sched: not a learning-rate schedule state of this run")
+    _whole(ck["sched"].get("last_epoch"), 0, cfg.train.steps, "sched.last_epoch")
+    return checked_state(ck["state"], cfg)
+
+
+def check_optimizer_state(found, opt) -> None:
+    """AdamW state of `opt`'s parameter groups, each moment shaped like its parameter."""
+    ref = opt.state_dict()
+    if not isinstance(found, dict) or set(found) != set(ref) or not isinstance(found["state"], dict):
+        raise ValueError("opt: not an optimizer state")
+    groups = found["param_groups"]
+    if not isinstance(groups, list) or [g.get("params") if isinstance(g, dict) else None for g in groups] != \
+            [g["params"] for g in ref["param_groups"]]:
+        raise ValueError("opt: parameter groups differ from this run's")
+    params = dict(zip((i for g in ref["param_groups"] for i in g["params"]),
+                      (p for g in opt.param_groups for p in g["params"])))
+    for index, moments in found["state"].items():
+        if index not in params or not isinstance(moments, dict):
+            raise ValueError(f"opt: state for unknown parameter {index!r}")
+        for name, value in moments.items():
+            shape = () if name == "step" else params[index].shape
+            if not isinstance(value, torch.Tensor) or value.shape != shape or not value.is_floating_point():
+                raise ValueError(f"opt: {name} of parameter {index} is not a float tensor of shape {tuple(shape)}")
+
+
+def checked_state(data, cfg: RunConfig) -> RunState:
+    names = {f.name for f in fields(RunState)}
+    if not isinstance(data, dict) or set(data) != names:
+        raise ValueError(f"state: expected the fields {sorted(names)}")
+    steps = cfg.train.steps
+    _whole(data["step"], 0, steps, "state.step")
+    if data["status"] not in ("running", "diverged"):
+        raise ValueError(f"state.status {data['status']!r}: a checkpoint is running or diverged")
+    if isinstance(data["wall"], bool) or not isinstance(data["wall"], (int, float)) or not 0 <= data["wall"] < math.inf:
+        raise ValueError(f"state.wall {data['wall']!r}: expected seconds >= 0")
+    if data["stopped_early_at"] is not None:
+        _whole(data["stopped_early_at"], 0, steps, "state.stopped_early_at")
+    curves = data["curves"]
+    if not isinstance(curves, list) or len(curves) > 4 * steps + 1000:
+        raise ValueError("state.curves: expected a list of at most a few points per step")
+    for point in curves:
+        if not (isinstance(point, dict) and set(point) == {"step", "name", "value"} and isinstance(point["name"], str)
+                and isinstance(point["value"], (int, float)) and not isinstance(point["value"], bool)):
+            raise ValueError(f"state.curves: bad point {point!r}")
+        _whole(point["step"], 0, steps, "state.curves step")
+    return RunState(**data)
+
+
+def _whole(value, lo: int, hi: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{what} {value!r}: expected a whole number in [{lo}, {hi}]")
 
 
 def log_step(state: RunState, cfg: RunConfig, loss: float, next_lr: float) -> None:
@@ -101,7 +196,12 @@ def finish(cfg: RunConfig, store: ResultsStore, model, task: Task, state: RunSta
     metrics = []
     if status == "finished":
         metrics = final_metrics(cfg, model, task, device)
-        store.save_model(key, {"config": config, "model": model.state_dict(), "version": __version__})
+        try:
+            store.save_model(key, {"config": config, "model": model.state_dict(), "version": __version__})
+        except OSError as err:  # a full disk: the checkpoint stays, and so does the run
+            raise ValueError(f"could not write the model of run {key} to {store.model_path(key)} "
+                             f"({err.strerror or err}); free some space and rerun the same command: the run resumes "
+                             "from its last checkpoint") from None
     store.finish_run(key, status=status, metrics=metrics, curves=state.curves, wall_time=wall, steps_done=state.step,
                      extra={"stopped_early_at": state.stopped_early_at, **(extra or {})})
     store.drop_checkpoint(key)

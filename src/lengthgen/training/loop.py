@@ -23,7 +23,8 @@ from ..tasks import Task
 from .build import (build_model, loss_on, make_optimizer, make_schedule, offset_length, resolve_device, run_record,
                     train_position_sampler)
 from .distributed import DataParallel
-from .lifecycle import RunState, diverge, finish, is_done, load_checkpoint, log_step, save_checkpoint, stops_early
+from .lifecycle import (RunState, abandon, claim, diverge, finish, is_done, load_checkpoint, log_step, save_checkpoint,
+                        stops_early)
 
 
 @dataclass
@@ -53,7 +54,7 @@ def start_run(cfg: RunConfig, store: ResultsStore, device, force: bool) -> Run:
     opt = make_optimizer(model, cfg)
     sched = make_schedule(opt, cfg)
     state = RunState()
-    resumed = None if force else load_checkpoint(store, cfg.key(), device)
+    resumed = None if force else load_checkpoint(store, cfg, model, device)
     if resumed is not None:
         ck, state = resumed
         model.load_state_dict(ck["model"])
@@ -94,6 +95,8 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = 
     if not force and is_done(store, key):
         return store.get_run(key)
     dp = DataParallel()  # several processes under torchrun (distributed.py), else a no-op
+    if dp.is_main:
+        claim(store, key)  # before its checkpoint is read: another live process may own it
     run = start_run(cfg, store, dp.start(resolve_device(cfg.device), cfg.train.batch_size), force)
     config = run_record(cfg, run.model)
     if dp.is_main:
@@ -101,11 +104,17 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = 
     started = time.perf_counter() - run.state.wall
     bar = progress.add_task(cfg.name or key, total=cfg.train.steps, completed=run.state.step) \
         if progress and dp.is_main else None
-    train_steps(run, store, dp, started, progress, bar)
-    if dp.is_main:
-        status = finish(cfg, store, run.model, run.task, run.state, config, time.perf_counter() - started, run.device)
-        if bar is not None:
-            progress.update(bar, completed=cfg.train.steps, description=f"{cfg.name or key} {status}")
+    try:
+        train_steps(run, store, dp, started, progress, bar)
+        if dp.is_main:
+            status = finish(cfg, store, run.model, run.task, run.state, config, time.perf_counter() - started,
+                            run.device)
+            if bar is not None:
+                progress.update(bar, completed=cfg.train.steps, description=f"{cfg.name or key} {status}")
+    except BaseException as err:
+        if dp.is_main:
+            abandon(store, key, err)
+        raise
     dp.wait_for_main()
     dp.close()
     return store.get_run(key)
