@@ -61,11 +61,36 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     tables = [(f"{metric} per length bin", results), *extra]
     if sparsity[1]:
         tables.append((f"{metric} per k and length bin", sparsity))
-        slopes = sparsity_slopes(store.metrics(experiment=experiment), metric)
-        if slopes:
-            tables.append((f"the sparsity claim: slope of {metric} against k per bin beyond training, over the k "
-                           "each seed learned (>= 0.99 in distribution); bootstrap over seeds and examples",
-                           slope_table(slopes)))
+    claims, predictions, selection = _claim_tables(store, experiment, metric)
+    tables += claims
+    paths = []
+    stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_{metric}")
+    if out_dir is not None:
+        paths = _write_figures(store, experiment, metric, Path(out_dir), stem, results, sparsity, predictions,
+                               selection)
+    if markdown:
+        text = "\n\n".join([f"### {title}\n\n{markdown_table(*table)}" for title, table in tables]
+                           + [f"![{p.stem}]({p.name})" if p.suffix == ".png" else f"[{p.name}]({p.name})"
+                              for p in paths]) + "\n"
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+        if out_dir is not None:
+            paths.append(Path(out_dir) / f"{stem}.md")
+            write_text(paths[-1], text)
+    else:
+        for title, (columns, rows) in tables:
+            print_table(columns, rows, title, console)
+    return paths
+
+
+def _claim_tables(store: ResultsStore, experiment: str | None, metric: str) -> tuple[list, list, list]:
+    """The claims' tables (sparsity slope, coupling gain, predictions, selection rules) that the
+    stored runs support, with the prediction rows and selection cells behind them."""
+    tables = []
+    slopes = sparsity_slopes(store.metrics(experiment=experiment), metric)
+    if slopes:
+        tables.append((f"the sparsity claim: slope of {metric} against k per bin beyond training, over the k "
+                       "each seed learned (>= 0.99 in distribution); bootstrap over seeds and examples",
+                       slope_table(slopes)))
     configs = {r["key"]: r["config"] for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES}
     gains = coupling_gains(store.metrics(experiment=experiment), configs, metric)
     if gains:
@@ -79,31 +104,23 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     if selection:
         tables += [(SELECTION_CAPTION.format(metric=metric), selection_table(selection)),
                    (SUMMARY_CAPTION, selection_summary(selection))]
+    return tables, predictions, selection
 
+
+def _write_figures(store: ResultsStore, experiment: str | None, metric: str, out_dir: Path, stem: str, results,
+                   sparsity, predictions, selection) -> list[Path]:
+    """The plots (per k, per bin, predicted vs observed) and the selection rules' JSON."""
     paths = []
-    stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_{metric}")
-    if out_dir is not None:
-        sparse_runs = {row[0] for row in sparsity[1]}
-        run_column = results[0].index("run")
-        if sparse_runs:
-            paths.append(plot_accuracy_vs_length(store, experiment, metric, Path(out_dir) / f"{stem}_by_k.png"))
-        if any(row[run_column] not in sparse_runs for row in results[1]):
-            paths.append(plot_bins(store, experiment, metric, Path(out_dir) / f"{stem}_bins.png"))
-        if predictions:
-            paths.append(plot_predictions(predictions, metric, Path(out_dir) / f"{stem}_predictions.png"))
-        if selection:
-            paths.append(write_selection(selection, Path(out_dir) / f"{stem}_selection.json"))
-    if markdown:
-        text = "\n\n".join([f"### {title}\n\n{markdown_table(*table)}" for title, table in tables]
-                           + [f"![{p.stem}]({p.name})" if p.suffix == ".png" else f"[{p.name}]({p.name})"
-                              for p in paths]) + "\n"
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
-        if out_dir is not None:
-            paths.append(Path(out_dir) / f"{stem}.md")
-            write_text(paths[-1], text)
-    else:
-        for title, (columns, rows) in tables:
-            print_table(columns, rows, title, console)
+    sparse_runs = {row[0] for row in sparsity[1]}
+    run_column = results[0].index("run")
+    if sparse_runs:
+        paths.append(plot_accuracy_vs_length(store, experiment, metric, out_dir / f"{stem}_by_k.png"))
+    if any(row[run_column] not in sparse_runs for row in results[1]):
+        paths.append(plot_bins(store, experiment, metric, out_dir / f"{stem}_bins.png"))
+    if predictions:
+        paths.append(plot_predictions(predictions, metric, out_dir / f"{stem}_predictions.png"))
+    if selection:
+        paths.append(write_selection(selection, out_dir / f"{stem}_selection.json"))
     return paths
 
 
