@@ -8,17 +8,30 @@ import signal
 import sys
 from pathlib import Path
 
+from . import __version__
 from .config import (MAX_EXAMPLES, MAX_LENGTH, MAX_SEED, ConfigError, check_device, load_run_config, merged,
                      parse_yaml, read_yaml)
+from .progress import DEFAULT_INTERVAL_S, BarProgress, PlainLines, Progress
 
 DEFAULT_ROOT = "lengthgen-runs"
 PRESET_DIRS = [Path.cwd() / "presets", Path(__file__).resolve().parents[2] / "presets"]
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+# Kept in step with model.positional.SCHEMES by a test: reading it here would import torch for --help.
+POSITIONAL_SCHEMES = ("abacus", "alibi", "ape", "fire", "nope", "randomized", "rope", "sinusoidal", "t5")
+WIDE = 10_000  # columns of a console that is not a terminal: tables are never cut
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+def _progress(args) -> Progress:
+    """A bar on a terminal; plain lines every --log-every seconds when output goes to a file or a pipe."""
+    return BarProgress() if sys.stdout.isatty() else PlainLines(args.log_every)
+
+
+def _console():
+    """A rich console: the terminal's width, or, redirected, wide enough that no cell is cut to `…`."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=WIDE)
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -54,6 +67,16 @@ def _whole(lo: int, hi: int):
         return value
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def _root(text: str) -> str:
@@ -95,14 +118,13 @@ def cmd_train(args):
         raise ConfigError("no task given: use --task NAME or a --config file with a 'task' section")
     cfg = load_run_config(data)
     store = ResultsStore(args.root)
-    with _progress() as progress:
+    with _progress(args) as progress:
         run = train_run(cfg, store, progress=progress, force=args.force)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one report (rank 0's) is enough
         _print_run(store, run)
 
 
 def _print_run(store, run):
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"run {run['key']} ({run['status']}, {run['wall_time']:.1f}s, {run['steps_done']} steps)")
@@ -116,12 +138,11 @@ def _print_run(store, run):
         cells.setdefault((m["lo"], m["hi"], m["grp"]), {})[m["metric"]] = m["value"]
     for (lo, hi, grp), vals in sorted(cells.items()):
         table.add_row(f"[{lo},{hi}]", grp or "all", *(f"{vals[m]:.3f}" if m in vals else "-" for m in metrics))
-    Console().print(table)
+    _console().print(table)
 
 
 def cmd_eval(args):
     import torch
-    from rich.console import Console
     from rich.table import Table
 
     from .evaluate import evaluate
@@ -150,7 +171,7 @@ def cmd_eval(args):
         table.add_column(col)
     for r in rows:
         table.add_row(f"[{r['lo']},{r['hi']}]", r["grp"] or "all", r["metric"], f"{r['value']:.3f}", str(r["count"]))
-    Console().print(table)
+    _console().print(table)
 
 
 def cmd_run(args):
@@ -163,7 +184,7 @@ def cmd_run(args):
                 address=args.address, ensemble=args.ensemble)
     store = ResultsStore(args.root)
     print(todo.describe(store))
-    with _progress() as progress:
+    with _progress(args) as progress:
         outcome = execute(todo, store, progress=progress)
     if todo.mode == "protocol":
         print(f"trained {sum(len(c.trained) for c in outcome.cells)} runs in this pass")
@@ -185,7 +206,8 @@ def cmd_run(args):
 
         # What this file asks for now: runs of configurations it no longer names are left out.
         shown = store if todo.mode == "protocol" or args.only else store.restricted_to(todo.keys())
-        report(shown, experiment=todo.experiment, metric=todo.reported_metric(), out_dir=store.plots_dir())
+        report(shown, experiment=todo.experiment, metric=todo.reported_metric(), out_dir=store.plots_dir(),
+               markdown=args.markdown, console=_console())
 
 
 def cmd_report(args):
@@ -213,7 +235,7 @@ def cmd_report(args):
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a folder for plots and Markdown")
     out = report(store, experiment=experiment, metric=metric or "exact_match_greedy", out_dir=out_dir,
-                 markdown=args.markdown)
+                 markdown=args.markdown, console=_console())
     for p in out:
         if isinstance(p, Path):
             print(f"wrote {p}")
@@ -250,7 +272,7 @@ def cmd_predict(args):
 def cmd_demo(args):
     args.experiment = str(find_preset("demo"))
     args.only = None
-    args.no_report = False
+    args.no_report = args.markdown = False
     # Its two runs train side by side, one thread each: tiny models gain nothing from more.
     workers = min(2, os.cpu_count() or 1)
     args.executor, args.workers, args.threads, args.address = ("local" if workers > 1 else "sequential",
@@ -283,36 +305,69 @@ def cmd_probe(args):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lengthgen", description=__doc__)
-    p.add_argument("--root", default=DEFAULT_ROOT, type=_root, help="results directory (default: ./lengthgen-runs)")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--root", default=DEFAULT_ROOT, type=_root, help=f"results directory (default: ./{DEFAULT_ROOT})")
+    # The global options again on each command, so that they may follow it too; SUPPRESS keeps the
+    # value given before the command when they do not.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", default=argparse.SUPPRESS, type=_root,
+                        help=f"results directory (default: ./{DEFAULT_ROOT})")
+    logs = argparse.ArgumentParser(add_help=False)
+    logs.add_argument("--log-every", type=_seconds, default=DEFAULT_INTERVAL_S, metavar="SECONDS",
+                      help="when output is not a terminal: a plain progress line per run this often "
+                           f"(default: {DEFAULT_INTERVAL_S:g})")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub, [common, logs])
+    _add_eval(sub, [common])
+    _add_run(sub, [common, logs])
+    _add_report(sub, [common])
+    ts = sub.add_parser("tasks", parents=[common], help="list tasks with their formats and an example")
+    ts.add_argument("name", nargs="?", help="one task (default: all)")
+    ts.set_defaults(func=cmd_tasks)
+    pr = sub.add_parser("predict", parents=[common], help="C-RASP program, fragment and predicted outcome for a task")
+    pr.add_argument("task", help="task name (see `lengthgen tasks`)")
+    pr.set_defaults(func=cmd_predict)
+    _add_probe(sub, [common])
+    d = sub.add_parser("demo", parents=[common, logs],
+                       help="a <=5-minute CPU slice of the sparsity experiment: table + plot")
+    d.set_defaults(func=cmd_demo)
+    return p
 
-    t = sub.add_parser("train", help="train and evaluate one run")
+
+def _add_train(sub, parents):
+    t = sub.add_parser("train", parents=parents, help="train and evaluate one run")
     t.add_argument("--config", help="YAML run config")
     t.add_argument("--task", help="task name (see `lengthgen tasks`)")
-    t.add_argument("--positional", help="positional scheme")
-    t.add_argument("--seed", type=_whole(0, MAX_SEED - 1))
-    t.add_argument("--steps", type=int)
-    t.add_argument("--name")
+    t.add_argument("--positional", metavar="SCHEME",
+                   help=f"positional scheme, one of: {', '.join(POSITIONAL_SCHEMES)} (default: the config's)")
+    t.add_argument("--seed", type=_whole(0, MAX_SEED - 1), help="random seed of weights and data (default: 0)")
+    t.add_argument("--steps", type=int, help="optimizer steps (default: the config's train.steps)")
+    t.add_argument("--name", help="a name for the run, shown in tables and plots")
     t.add_argument("--bins", help="evaluation bins LO-HI,LO-HI,... (inclusive)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field, e.g. model.d_model=64")
     t.add_argument("--force", action="store_true", help="retrain even if the run is finished")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a finished run's model on length bins")
+
+def _add_eval(sub, parents):
+    e = sub.add_parser("eval", parents=parents, help="evaluate a finished run's model on length bins")
     e.add_argument("model", help="run key or path to a models/<key>.pt file")
     e.add_argument("--bins", help="LO-HI,LO-HI,... (default: the run's bins)")
     e.add_argument("--examples", type=_whole(1, MAX_EXAMPLES), help="examples per bin")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     e.add_argument("--no-greedy", action="store_true", help="skip autoregressive decoding")
     e.set_defaults(func=cmd_eval)
 
-    r = sub.add_parser("run", help="run an experiment file or preset (finished runs are skipped)")
+
+def _add_run(sub, parents):
+    r = sub.add_parser("run", parents=parents, help="run an experiment file or preset (finished runs are skipped)")
     r.add_argument("experiment", help="path to EXPERIMENT.yaml or a preset name")
     r.add_argument("--only", help="run only points whose name contains this text")
-    r.add_argument("--no-report", action="store_true")
+    r.add_argument("--no-report", action="store_true", help="train only: no tables or plots at the end")
+    r.add_argument("--markdown", action="store_true", help="print the report's tables as Markdown")
     r.add_argument("--executor", choices=("sequential", "local", "ray"), default="sequential",
                    help="sequential: in this process; local: worker processes on this machine; "
-                        "ray: a local Ray instance, or the cluster at --address")
+                        "ray: a local Ray instance, or the cluster at --address (default: sequential)")
     r.add_argument("--workers", type=_whole(1, MAX_PROCESSES),
                    help="runs at once (local: default one per core; ray: as many as fit)")
     r.add_argument("--threads", type=_whole(1, MAX_PROCESSES),
@@ -323,26 +378,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "(overrides the file's 'ensemble')")
     r.set_defaults(func=cmd_run)
 
-    rep = sub.add_parser("report", help="tables and plots from the results store")
-    rep.add_argument("--experiment")
+
+def _add_report(sub, parents):
+    rep = sub.add_parser("report", parents=parents, help="tables and plots from the results store")
+    rep.add_argument("--experiment", help="only this experiment's runs (default: all runs)")
     rep.add_argument("--preset", metavar="FILE",
                      help="only the runs this experiment file (or preset name) expands to now, not the configurations "
                           "it superseded; also sets --experiment and the metric it reports")
     rep.add_argument("--metric", help="default: exact_match_greedy, or the --preset's reported metric")
     rep.add_argument("--out", help="folder for plots and Markdown (default: <root>/plots)")
-    rep.add_argument("--markdown", action="store_true")
+    rep.add_argument("--markdown", action="store_true", help="print the tables as Markdown and write them to --out")
     rep.set_defaults(func=cmd_report)
 
-    ts = sub.add_parser("tasks", help="list tasks with their formats and an example")
-    ts.add_argument("name", nargs="?")
-    ts.set_defaults(func=cmd_tasks)
 
-    pr = sub.add_parser("predict", help="C-RASP program, fragment and predicted outcome for a task")
-    pr.add_argument("task")
-    pr.set_defaults(func=cmd_predict)
-
-    pb = sub.add_parser("probe", help="dependency-sparsity probe: on a finished synthetic or language-model run, "
-                                      "or on smollm2")
+def _add_probe(sub, parents):
+    pb = sub.add_parser("probe", parents=parents,
+                        help="dependency-sparsity probe: on a finished synthetic or language-model run, or on smollm2")
     pb.add_argument("target", help="smollm2, a finished run key or a models/<key>.pt file")
     pb.add_argument("--L", type=_whole(1, MAX_LENGTH), default=128, help="local context: the last L tokens (text)")
     pb.add_argument("--window", type=_whole(1, MAX_LENGTH), default=512, help="full context in tokens (text)")
@@ -359,17 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--confirm-top", type=_whole(1, MAX_COUNT), default=8,
                     help="gradient candidates re-ranked by ablation (text)")
     pb.add_argument("--examples", type=_whole(1, MAX_EXAMPLES), default=200, help="examples (synthetic run)")
-    pb.add_argument("--seed", type=_whole(0, MAX_SEED - 1), default=0)
+    pb.add_argument("--seed", type=_whole(0, MAX_SEED - 1), default=0, help="random seed of the probe's sampling")
     pb.add_argument("--threads", type=_whole(1, MAX_PROCESSES), default=1, help="torch threads")
     pb.add_argument("--no-control", action="store_true", help="skip the shuffled-sentences control (text)")
     pb.add_argument("--out", help="write the report (.md) or all records (.json)")
     pb.add_argument("--compare", help="with a language-model reference run: run keys trained at L whose recovered "
                                       "fraction r of the reference gain is reported for sparse vs dense targets")
     pb.set_defaults(func=cmd_probe)
-
-    d = sub.add_parser("demo", help="a <=5-minute CPU slice of the sparsity experiment: table + plot")
-    d.set_defaults(func=cmd_demo)
-    return p
 
 
 def main(argv=None) -> int:

@@ -48,6 +48,7 @@ import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..config import Bin, ConfigError, RunConfig, Strict, format_validation_error, load_run_config, merged
+from ..progress import Progress
 from ..store import ResultsStore
 from ..training import train_run
 from .grid import expand
@@ -172,7 +173,7 @@ class CellOutcome:
 
 
 class Protocol:
-    def __init__(self, config: ProtocolConfig, store: ResultsStore, progress=None):
+    def __init__(self, config: ProtocolConfig, store: ResultsStore, progress: Progress | None = None):
         self.config, self.store, self.progress = config, store, progress
 
     def bins(self, cell: RunConfig) -> tuple[Bin, Bin]:
@@ -288,7 +289,7 @@ def parse_protocol(spec: dict, source: str) -> tuple[ProtocolConfig, list[RunCon
     return config, cells
 
 
-def run_protocol(config: ProtocolConfig, cells: list[RunConfig], store: ResultsStore, progress=None
+def run_protocol(config: ProtocolConfig, cells: list[RunConfig], store: ResultsStore, progress: Progress | None = None
                  ) -> list[CellOutcome]:
     protocol = Protocol(config, store, progress=progress)
     for cell in cells:  # fail fast, before any training, on bad bins and invalid configurations

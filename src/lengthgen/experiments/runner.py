@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError, RunConfig, read_yaml
+from ..progress import Progress
 from ..store import ResultsStore
 from ..training import train_ensemble
 from ..training.ensemble import group_members
@@ -87,7 +88,7 @@ def plan(path: str | Path, *, only: str | None = None, executor: str = "sequenti
     return Plan(experiment, "sweep", configs, executor, workers, threads, address)
 
 
-def execute(plan: Plan, store: ResultsStore, progress=None) -> Outcome:
+def execute(plan: Plan, store: ResultsStore, progress: Progress | None = None) -> Outcome:
     if plan.mode != "protocol":  # finished runs are skipped below, yet belong to this experiment too
         store.join_experiment(plan.experiment, plan.keys())
     if plan.mode == "protocol":

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ..config import ConfigError, RunConfig
 from ..procs import THREAD_ENV_VARS, available_cores, exit_with_parent, thread_environment
+from ..progress import PlainLines, Progress
 from ..store import ResultsStore
 from ..training import is_done, train_run
 
@@ -72,14 +73,14 @@ def check_settings(executor: str, workers: int | None = None, threads: int | Non
 
 def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "sequential", *,
               workers: int | None = None, threads: int | None = None, address: str | None = None,
-              max_retries: int = MAX_RETRIES, progress=None) -> SweepResult:
+              max_retries: int = MAX_RETRIES, progress: Progress | None = None) -> SweepResult:
     """Run every config not yet finished in `store`; returns what happened to each.
 
     workers: runs at once (local: default one per core; ray: default as many as the cluster fits).
     threads: torch threads per run (local: default cores // workers; ray: default 1, and each
     run reserves that many Ray CPUs). address: an existing Ray cluster ("auto", "HOST:PORT",
     "ray://HOST:PORT"); without it `ray` starts a local instance sized to workers * threads.
-    progress: a rich Progress to draw a bar over runs on.
+    progress: where to report each run's progress (sequential) and each ended run.
     """
     check_settings(executor, workers, threads, address, max_retries)
     todo, result = [], SweepResult()
@@ -88,7 +89,7 @@ def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "se
             result.done.append(cfg.key())
         else:
             todo.append(cfg)
-    bar = progress.add_task("runs", total=len(configs), completed=len(result.done)) if progress else None
+    bar = progress.add_sweep(len(configs), len(result.done)) if progress is not None else None
 
     def finished(cfg: RunConfig, error: str | None = None):
         if error is None:
@@ -96,8 +97,9 @@ def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "se
         else:
             result.failed[run_label(cfg)] = error
         if bar is not None:
-            state = "failed" if error else "done"
-            progress.update(bar, advance=1, description=f"runs (last {state}: {run_label(cfg)})")
+            run = store.get_run(cfg.key())
+            status = "failed" if error else run["status"] if run else "done"
+            progress.run_ended(bar, run_label(cfg), status, headline(store, cfg))
 
     if not todo:  # nothing to train: no workers, no Ray cluster to reach
         return result
@@ -106,7 +108,8 @@ def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "se
     elif executor == "local":
         workers = workers or available_cores()
         threads = threads or max(1, available_cores() // workers)
-        _local(todo, store, workers, threads, max_retries, finished, result)
+        log_interval_s = progress.worker_interval_s if progress is not None else None
+        _local(todo, store, workers, threads, max_retries, finished, result, log_interval_s)
     else:
         _ray(todo, store, workers, threads or 1, address, max_retries, finished)
     return result
@@ -119,6 +122,16 @@ def _wire(cfg: RunConfig) -> dict:
 
 def run_label(cfg: RunConfig) -> str:
     return f"{cfg.name or cfg.task.name} [{cfg.key()}]"
+
+
+def headline(store: ResultsStore, cfg: RunConfig) -> str:
+    """A run's reported metric on its longest bin, over all groups, as one phrase."""
+    metric = cfg.reported_metric()
+    rows = [m for m in store.metrics(keys=[cfg.key()]) if m["metric"] == metric and not m["grp"]]
+    if not rows:
+        return f"no {metric}"
+    longest = max(rows, key=lambda m: m["hi"])
+    return f"{metric} {longest['value']:.3f} on lengths [{longest['lo']},{longest['hi']}]"
 
 
 # -- sequential ---------------------------------------------------------------------------------
@@ -139,22 +152,24 @@ def _sequential(todo, store, threads, progress, finished):
 
 # -- local worker processes ---------------------------------------------------------------------
 
-def _local_worker(conn, root: str, threads: int, parent: int):
+def _local_worker(conn, root: str, threads: int, parent: int, log_interval_s: float | None):
     """Worker process: receive a RunConfig, train it into the shared store, report; None stops.
     Ctrl-C reaches the whole process group: a worker stops quietly (its run is marked failed by
     `train_run`), and the driver alone tells the user."""
     exit_with_parent(parent)
     try:
-        _serve(conn, root, threads)
+        _serve(conn, root, threads, log_interval_s)
     except KeyboardInterrupt:
         pass
 
 
-def _serve(conn, root: str, threads: int):
+def _serve(conn, root: str, threads: int, log_interval_s: float | None):
     import torch
 
     torch.set_num_threads(threads)
     store = ResultsStore(root)
+    # plain lines to the driver's output (a file): a terminal shows the driver's bar over runs alone
+    progress = PlainLines(log_interval_s) if log_interval_s is not None else None
     while True:
         try:
             data = conn.recv()
@@ -163,7 +178,7 @@ def _serve(conn, root: str, threads: int):
         if data is None:
             return
         try:
-            train_run(RunConfig.model_validate(data), store)
+            train_run(RunConfig.model_validate(data), store, progress=progress)
         except Exception:
             conn.send(traceback.format_exc())
         else:
@@ -171,11 +186,11 @@ def _serve(conn, root: str, threads: int):
 
 
 class _Worker:
-    def __init__(self, ctx, root: str, threads: int):
+    def __init__(self, ctx, root: str, threads: int, log_interval_s: float | None):
         self.conn, child_conn = ctx.Pipe()
         # Not a daemon: a run may start its own batch workers (data_workers), and daemons cannot have
         # children. Workers still end with the driver (exit_with_parent) and are stopped in `_local`.
-        self.proc = ctx.Process(target=_local_worker, args=(child_conn, root, threads, os.getpid()))
+        self.proc = ctx.Process(target=_local_worker, args=(child_conn, root, threads, os.getpid(), log_interval_s))
         with thread_environment(threads):
             self.proc.start()
         child_conn.close()
@@ -194,7 +209,7 @@ class _Worker:
         self.conn.close()
 
 
-def _local(todo, store, workers, threads, max_retries, finished, result):
+def _local(todo, store, workers, threads, max_retries, finished, result, log_interval_s):
     import multiprocessing as mp
     from multiprocessing.connection import wait
 
@@ -206,7 +221,7 @@ def _local(todo, store, workers, threads, max_retries, finished, result):
     try:
         while queue or any(w.cfg is not None for w in pool):
             while queue and len(pool) < workers:
-                pool.append(_Worker(ctx, str(store.root), threads))
+                pool.append(_Worker(ctx, str(store.root), threads, log_interval_s))
             for w in pool:
                 if w.cfg is None and queue:
                     w.cfg = queue.popleft()

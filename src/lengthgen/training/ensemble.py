@@ -32,12 +32,13 @@ from ..hardware import warn_if_slow_bf16
 from ..model import Transformer
 from ..model.penalty import positional_attention_penalty
 from ..model.stacked import StackedAdamW, clip_member_grads, select_members, stack_models
+from ..progress import Progress, Snapshot, eta_s
 from ..store import ResultsStore
 from ..tasks import Task
 from .build import (build_model, lr_factor, make_optimizer, make_schedule, offset_length, output_loss,
                     resolve_device, run_record, train_position_sampler)
-from .lifecycle import (RunState, abandon, claim, diverge, finish, id_check_due, load_checkpoint, log_step,
-                        save_checkpoint, stops_early)
+from .lifecycle import (RunState, abandon, claim, diverge, finish, id_check_due, latest_id_accuracy, load_checkpoint,
+                        log_step, save_checkpoint, stops_early)
 
 FREE_FIELDS = ("seed", "train.lr")  # what ensemble members may differ in
 
@@ -100,7 +101,8 @@ class Member:
     state: RunState
     config: dict  # the stored run record
     wall: float  # seconds trained before this process took it over
-    bar: object = None
+    bar: int | None = None  # its handle in the Progress
+    first_step: int = 0  # the step this process took it over at, for the time left
 
 
 def load_member(cfg: RunConfig, task: Task, store: ResultsStore, device, force: bool):
@@ -126,7 +128,7 @@ class Ensemble:
     """The live members as one batched model with one optimizer; members leave it as they end."""
 
     def __init__(self, members: list[Member], models: list[Transformer], moments: list[dict], task: Task,
-                 store: ResultsStore, device, group: dict, progress=None):
+                 store: ResultsStore, device, group: dict, progress: Progress | None = None):
         self.members, self.task, self.store, self.device, self.group = members, task, store, device, group
         self.progress = progress
         self.train = members[0].cfg.train
@@ -167,7 +169,7 @@ class Ensemble:
             status = finish(mb.cfg, self.store, self.member_model(m), self.task, mb.state, mb.config, self.wall(m),
                             self.device, extra={"ensemble": {**self.group, "index": mb.index}})
             if mb.bar is not None:
-                self.progress.update(mb.bar, completed=self.train.steps, description=f"{mb.cfg.name or mb.cfg.key()} {status}")
+                self.progress.end_run(mb.bar, status, mb.state.step, self.train.steps)
         if not done:
             return
         keep = [m for m in range(len(self.members)) if m not in done]
@@ -217,6 +219,13 @@ class Ensemble:
             self.opt.step([mb.cfg.train.lr * lr_factor(mb.state.step, mb.cfg) for mb in self.members])
         return values
 
+    def show(self, mb: Member, loss: float) -> None:
+        state, total = mb.state, self.train.steps
+        elapsed = time.perf_counter() - self.started
+        lr = mb.cfg.train.lr * lr_factor(state.step, mb.cfg)
+        self.progress.show(mb.bar, Snapshot(state.step, total, loss, lr, latest_id_accuracy(state), None,
+                                            eta_s(state.step, total, mb.first_step, elapsed)))
+
     def after_step(self, values: list[float]) -> list[int]:
         """Each member's bookkeeping after a step (lifecycle); returns the members that ended."""
         done = []
@@ -233,8 +242,8 @@ class Ensemble:
                 done.append(m)
             elif state.step % self.train.checkpoint_every == 0:
                 self.checkpoint(m)
-            if mb.bar is not None:
-                self.progress.update(mb.bar, completed=state.step, description=f"{cfg.name or cfg.key()} loss {value:.3f}")
+            if mb.bar is not None and self.progress.due(mb.bar):
+                self.show(mb, value)
         return done
 
 
@@ -249,7 +258,7 @@ def train_members(ensemble: Ensemble, cfg0: RunConfig, task: Task) -> None:
             ensemble.retire(ensemble.after_step(values))
 
 
-def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress=None, force: bool = False) -> list[dict]:
+def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress: Progress | None = None, force: bool = False) -> list[dict]:
     """Train runs that differ only in seed / train.lr as one batched model; returns the stored runs
     in the order of `configs`. Finished runs are skipped (unless `force`), unfinished ones resume."""
     check_members(configs)
@@ -266,8 +275,8 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress=None,
         config = run_record(cfg, model)
         claim(store, cfg.key())
         store.start_run(cfg.key(), config, name=cfg.name, experiment=cfg.experiment)
-        bar = progress.add_task(cfg.name or cfg.key(), total=t.steps, completed=state.step) if progress else None
-        members.append(Member(cfg, index, state, config, state.wall, bar))
+        bar = progress.start_run(cfg.name or cfg.key(), t.steps, state.step) if progress is not None else None
+        members.append(Member(cfg, index, state, config, state.wall, bar, state.step))
         models.append(model)
         moments.append(member_moments)
     ensemble = Ensemble(members, models, moments, task, store, device,

@@ -157,6 +157,11 @@ def diverge(state: RunState) -> None:
     state.curves.append({"step": state.step, "name": "loss", "value": math.nan})
 
 
+def latest_id_accuracy(state: RunState) -> float | None:
+    """The accuracy of the run's latest in-distribution check, None before the first."""
+    return next((p["value"] for p in reversed(state.curves) if p["name"] == "id_exact_match"), None)
+
+
 def id_check_due(step: int, cfg: RunConfig) -> bool:
     return step % cfg.train.eval_every == 0 or step == cfg.train.steps
 

@@ -18,13 +18,14 @@ from ..data import Batch, TrainBatches, length_buckets
 from ..hardware import warn_if_slow_bf16
 from ..model import Transformer
 from ..model.penalty import positional_attention_penalty
+from ..progress import Progress, Snapshot, eta_s
 from ..store import ResultsStore
 from ..tasks import Task
 from .build import (build_model, loss_on, make_optimizer, make_schedule, offset_length, resolve_device, run_record,
                     train_position_sampler)
 from .distributed import DataParallel
-from .lifecycle import (RunState, abandon, claim, diverge, finish, is_done, load_checkpoint, log_step, save_checkpoint,
-                        stops_early)
+from .lifecycle import (RunState, abandon, claim, diverge, finish, is_done, latest_id_accuracy, load_checkpoint,
+                        log_step, save_checkpoint, stops_early)
 
 
 @dataclass
@@ -89,7 +90,7 @@ def train_step(run: Run, net, batch: Batch, share, dp: DataParallel) -> torch.Te
     return whole
 
 
-def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = False) -> dict:
+def train_run(cfg: RunConfig, store: ResultsStore, progress: Progress | None = None, force: bool = False) -> dict:
     """Train and evaluate one run (resuming from its checkpoint); returns the stored run."""
     key = cfg.key()
     if not force and is_done(store, key):
@@ -102,15 +103,15 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = 
     if dp.is_main:
         store.start_run(key, config, name=cfg.name, experiment=cfg.experiment)
     started = time.perf_counter() - run.state.wall
-    bar = progress.add_task(cfg.name or key, total=cfg.train.steps, completed=run.state.step) \
-        if progress and dp.is_main else None
+    bar = progress.start_run(cfg.name or key, cfg.train.steps, run.state.step) \
+        if progress is not None and dp.is_main else None
     try:
         train_steps(run, store, dp, started, progress, bar)
         if dp.is_main:
             status = finish(cfg, store, run.model, run.task, run.state, config, time.perf_counter() - started,
                             run.device)
             if bar is not None:
-                progress.update(bar, completed=cfg.train.steps, description=f"{cfg.name or key} {status}")
+                progress.end_run(bar, status, run.state.step, cfg.train.steps)
     except BaseException as err:
         if dp.is_main:
             abandon(store, key, err)
@@ -120,11 +121,13 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress=None, force: bool = 
     return store.get_run(key)
 
 
-def train_steps(run: Run, store: ResultsStore, dp: DataParallel, started: float, progress, bar) -> None:
+def train_steps(run: Run, store: ResultsStore, dp: DataParallel, started: float, progress: Progress | None,
+                bar: int | None) -> None:
     """Steps until the run is done, diverged or stopped early; checkpoints on the way."""
     cfg, state, t = run.cfg, run.state, run.cfg.train
     net = dp.wrap(run.model)
-    tokens, session_start = 0, time.perf_counter()  # for the progress bar's tokens per second
+    # for the reported tokens per second and time left
+    tokens, session_start, first_step = 0, time.perf_counter(), state.step
     with TrainBatches(run.task, t.batch_size, cfg.task.train_lengths, offset_length(cfg),
                       train_position_sampler(cfg, run.model), workers=cfg.data_workers, stop=t.steps,
                       dataset_size=t.dataset_size) as draw:
@@ -136,14 +139,15 @@ def train_steps(run: Run, store: ResultsStore, dp: DataParallel, started: float,
                 diverge(state)
                 break
             state.step += 1
-            log_step(state, cfg, loss.item(), run.sched.get_last_lr()[0])
+            lr = run.sched.get_last_lr()[0]
+            log_step(state, cfg, loss.item(), lr)
             if dp.agree(dp.is_main and stops_early(run.model, run.task, cfg, run.device, state)):
                 state.stopped_early_at = state.step
                 break
             if state.step % t.checkpoint_every == 0 and dp.is_main:
                 state.wall = time.perf_counter() - started
                 save_checkpoint(store, run.key, run.model, run.opt, run.sched, state)
-            if bar is not None:
-                rate = tokens / max(time.perf_counter() - session_start, 1e-9)
-                progress.update(bar, completed=state.step,
-                                description=f"{cfg.name or run.key} loss {loss.item():.3f}, {rate:,.0f} tok/s")
+            if bar is not None and progress.due(bar):
+                elapsed = max(time.perf_counter() - session_start, 1e-9)
+                progress.show(bar, Snapshot(state.step, t.steps, loss.item(), lr, latest_id_accuracy(state),
+                                            tokens / elapsed, eta_s(state.step, t.steps, first_step, elapsed)))
