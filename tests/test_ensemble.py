@@ -8,6 +8,7 @@ from lengthgen.model.stacked import stack_models
 from lengthgen.training.ensemble import check_members, group_members, train_ensemble
 from lengthgen.config import ModelConfig
 from lengthgen.model import Transformer
+from lengthgen.progress import PlainLines
 from lengthgen.store import ResultsStore
 from lengthgen.training import train_run
 
@@ -92,17 +93,15 @@ class Interrupt(Exception):
     pass
 
 
-class StopAtStep:
-    """A progress display that interrupts training once a member reaches `step` (like a kill)."""
+class StopAtStep(PlainLines):
+    """A progress report that interrupts training once a member reaches `step` (like a kill)."""
 
     def __init__(self, step):
+        super().__init__(interval_s=0.0)
         self.step = step
 
-    def add_task(self, *args, **kwargs):
-        return 0
-
-    def update(self, bar, completed, description):
-        if completed == self.step:
+    def show(self, run, snapshot):
+        if snapshot.step == self.step:
             raise Interrupt
 
 
