@@ -162,8 +162,7 @@ class PlainLines(Progress):
         self.note(f"{self.labels[run]}: {status} at step {step}/{total}")
 
     def add_sweep(self, total: int, done: int) -> int:
-        self.note(f"runs: {done} of {total} already finished")
-        return 0
+        return 0  # the command has already said how many runs there are
 
     def run_ended(self, sweep: int, label: str, status: str, headline: str) -> None:
         self.note(f"run {label} {status}: {headline}")
