@@ -209,7 +209,9 @@ def command_flags() -> dict[str, list[str]]:
     """Each command's long options, read from the parser itself (so new flags are fuzzed too)."""
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    return {name: [o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+    # --root stays the test's file: a fuzzed root after the command would be a real folder to train in.
+    return {name: [o for a in sub._actions for o in a.option_strings if o.startswith("--") and o not in ("--help",
+                                                                                                       "--root")]
             for name, sub in commands.items()}
 
 
