@@ -19,6 +19,7 @@ data. All functions are deterministic: they draw from `numpy.random.default_rng(
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -293,8 +294,6 @@ def success_interval(successes: int, runs: int, *, level: float = LEVEL) -> Esti
     bootstrap over runs collapses to a point)."""
     if runs < 1 or not 0 <= successes <= runs:
         raise ValueError(f"need 0 <= successes <= runs and runs >= 1, got {successes}/{runs}")
-    from statistics import NormalDist
-
     z = NormalDist().inv_cdf(1 - (1 - level) / 2)
     p = successes / runs
     centre = (p + z * z / (2 * runs)) / (1 + z * z / runs)

@@ -82,21 +82,21 @@ class SelectionCell:
             return None
         return max(sorted(by_config, key=self.labels.get), key=lambda c: np.mean(by_config[c]))
 
-    @property
+    @cached_property
     def held_out(self) -> list[RunResult]:
         return [r for r in self.runs if r.configuration == self.chosen]
 
-    @property
+    @cached_property
     def held_out_estimate(self) -> Estimate | None:
         runs = self.held_out
         return mean_interval([r.judged[0] for r in runs], [r.judged[1] for r in runs]) if runs else None
 
-    @property
+    @cached_property
     def held_out_verdict(self) -> str | None:
         runs = self.held_out
         return huang_verdict([r.first[0] for r in runs], [r.judged[0] for r in runs]) if runs else None
 
-    @property
+    @cached_property
     def success(self) -> Estimate:
         return success_interval(sum(r.judged[0] >= GENERALIZES for r in self.runs), len(self.runs))
 
