@@ -1,4 +1,4 @@
-"""The `lengthgen` command line: train, eval, run, report, tasks, predict, probe, demo."""
+"""The `lengthgen` command line: train, eval, run, report, tasks, predict, probe, attention, position-head, demo."""
 
 from __future__ import annotations
 
@@ -303,6 +303,18 @@ def cmd_probe(args):
                     control=not args.no_control, out=args.out, compare=compare))
 
 
+def cmd_attention(args):
+    from .analysis.command import run_position_logits
+
+    print(run_position_logits(args.target, args.root, args.examples))
+
+
+def cmd_position_head(args):
+    from .analysis.command import run_position_head
+
+    print(run_position_head(args.target, args.root, args.examples, args.period))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lengthgen", description=__doc__)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -328,6 +340,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("task", help="task name (see `lengthgen tasks`)")
     pr.set_defaults(func=cmd_predict)
     _add_probe(sub, [common])
+    at = sub.add_parser("attention", parents=[common],
+                        help="first-layer attention by position-ID distance of a finished APE run")
+    at.add_argument("target", help="a finished run key or a models/<key>.pt file")
+    at.add_argument("--examples", type=_whole(1, MAX_EXAMPLES), default=100, help="examples per evaluation bin")
+    at.set_defaults(func=cmd_attention)
+    ph = sub.add_parser("position-head", parents=[common],
+                        help="a finished PPC run's position head: accuracy per answer token and bin, ID errors")
+    ph.add_argument("target", help="a finished run key or a models/<key>.pt file")
+    ph.add_argument("--examples", type=_whole(1, MAX_EXAMPLES), default=200, help="examples per evaluation bin")
+    ph.add_argument("--period", type=_whole(1, MAX_LENGTH), default=4,
+                    help="IDs per assignment: errors that are multiples of it pick another one (var_chain: 4)")
+    ph.set_defaults(func=cmd_position_head)
     d = sub.add_parser("demo", parents=[common, logs],
                        help="a <=5-minute CPU slice of the sparsity experiment: table + plot")
     d.set_defaults(func=cmd_demo)

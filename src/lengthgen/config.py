@@ -129,6 +129,10 @@ class ModelConfig(Strict):
     d_model: Int = Field(64, ge=1, le=65536)
     d_mlp: Int | None = Field(None, ge=1, le=1 << 20)  # None = 4 * d_model
     tie_weights: bool = True
+    # Std of the normal init of token and position embeddings. 0.02 is GPT-2's; Cho et al.'s T5
+    # decoder draws both from N(0, 1) (Mesh-TF init), which keeps the position vectors of a wide
+    # model nearly orthogonal however little training touches them.
+    embedding_init_std: Float = Field(0.02, gt=0, le=10)
     max_positions: Int | None = Field(None, ge=1, le=1 << 24)  # None = enough for the longest evaluation bin
     # PPC: a second head predicts the next token's position ID, and greedy decoding feeds the
     # predicted IDs back (ppc.py). Needs a task that provides position IDs.
@@ -174,6 +178,8 @@ class TrainConfig(Strict):
     betas: tuple[Annotated[Float, Field(ge=0, lt=1)], Annotated[Float, Field(ge=0, lt=1)]] = (0.9, 0.999)
     warmup_steps: Int = Field(0, ge=0)
     schedule: Literal["linear", "cosine", "constant"] = "linear"
+    # The decay ends at this fraction of lr instead of 0 (Cho et al.: cosine down to 0.1x).
+    min_lr_ratio: Float = Field(0.0, ge=0, le=1)
     grad_clip: Float | None = Field(1.0, gt=0)
     # "auto": random offsets when the scheme has a finite position table (APE), else none.
     position_offset: Literal["auto", "random", "none"] = "auto"
@@ -185,6 +191,11 @@ class TrainConfig(Strict):
     # iterated in shuffled epochs (data.TrainingSet); None = fresh examples at every step.
     dataset_size: Int | None = Field(None, ge=1, le=10_000_000)
     eval_every: Int = Field(250, ge=1)
+    # Learning curves per length bin: at every in-distribution check, the reported metric on a
+    # fixed set of `curve_examples` per bin (a draw no reported set uses), stored as curves named
+    # "<metric>@<lo>-<hi>". "eval" = the evaluation bins; None = off.
+    curve_bins: list[Bin] | Literal["eval"] | None = None
+    curve_examples: Int = Field(64, ge=1, le=MAX_EXAMPLES)
     eval_examples: Int = Field(256, ge=1, le=MAX_EXAMPLES)  # in-distribution check examples
     early_stop_acc: Float | None = Field(1.0, ge=0, le=1)
     # What the early-stop check measures: "held_out", a set of eval_examples from the training
@@ -214,7 +225,9 @@ KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "positi
                         ("train", "pose_window", None), ("train", "pose_chunks", 2),
                         ("model", "attention_scale", "none"), ("train", "dataset_size", None),
                         ("eval", "validation_examples", 0),
-                        ("task", "judged_bin", None)]
+                        ("task", "judged_bin", None), ("model", "embedding_init_std", 0.02),
+                        ("train", "min_lr_ratio", 0.0), ("train", "curve_bins", None),
+                        ("train", "curve_examples", 64)]
 
 
 class RunConfig(Strict):
@@ -247,6 +260,26 @@ class RunConfig(Strict):
                                  "gives no position IDs (sequential positions), so there are none to predict; use "
                                  "a coupled task (e.g. sparse_parity_scratchpad, var_chain with positions: coupled)")
         return self
+
+    @model_validator(mode="after")
+    def _curve_bins_valid(self):
+        if self.train.curve_bins is not None and self.task.build().evaluation == "context_buckets":
+            raise ValueError(f"train.curve_bins: task {self.task.name!r} is scored by context buckets, not exact match "
+                             "per bin; leave curve_bins unset")
+        if isinstance(self.train.curve_bins, list):
+            task = self.task.build()
+            for b in self.train.curve_bins:
+                _check_bin(b, "train.curve_bins range")
+                try:
+                    task.valid_lengths(*b)
+                except ValueError as err:
+                    raise ValueError(f"train.curve_bins: {err}") from None
+        return self
+
+    def curve_bins(self) -> list[Bin]:
+        """The bins of the learning curves (`train.curve_bins` resolved; empty when off)."""
+        bins = self.train.curve_bins
+        return [tuple(b) for b in (self.task.eval_bins if bins == "eval" else bins or [])]
 
     @model_validator(mode="after")
     def _pose_fits(self):

@@ -173,6 +173,7 @@ def evaluate(model, task: Task, bins, examples_per_bin: int, batch_size: int, de
 
 HELD_OUT_TAG = 1  # the early-stop set's tag: never one of the reported sets (tag 0)
 VALIDATION_TAG = 2  # the longest bin's validation draw, for choosing among configurations
+CURVE_TAG = 3  # the fixed sets of the learning curves per bin
 
 
 def in_distribution_accuracy(model, task: Task, lengths, count: int, batch_size: int, device, bf16=False,
@@ -183,3 +184,17 @@ def in_distribution_accuracy(model, task: Task, lengths, count: int, batch_size:
     s = score(model, eval_examples(task, lengths[0], lengths[1], count, tag=tag), batch_size, device, bf16,
               greedy=False)
     return float(s["tf"].mean())
+
+
+def curve_point_name(metric: str, lo: int, hi: int) -> str:
+    return f"{metric}@{lo}-{hi}"
+
+
+def curve_points(model, task: Task, bins, count: int, batch_size: int, device, bf16=False, greedy=True) -> dict:
+    """The reported metric (greedy or teacher-forced exact match) on a fixed set of `count`
+    examples per bin, by curve name (`curve_point_name`)."""
+    model.eval()
+    metric, column = ("exact_match_greedy", "greedy") if greedy else ("exact_match_tf", "tf")
+    return {curve_point_name(metric, lo, hi): float(score(model, eval_examples(task, lo, hi, count, tag=CURVE_TAG),
+                                                           batch_size, device, bf16, greedy)[column].mean())
+            for lo, hi in bins}

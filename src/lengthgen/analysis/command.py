@@ -48,6 +48,22 @@ def run_probe(target: str, root: str, settings: TextProbeSettings, documents: in
     return report
 
 
+def run_position_logits(target: str, root: str, examples: int) -> str:
+    """`lengthgen attention`: the first-layer view of `position_logits` on a finished run."""
+    from .position_logits import position_logit_report
+
+    _, model, cfg, task = _load_run(target, root)
+    return position_logit_report(model, cfg, task, examples)
+
+
+def run_position_head(target: str, root: str, examples: int, period: int) -> str:
+    """`lengthgen position-head`: `position_head`'s accuracy per answer token and ID errors of a PPC run."""
+    from .position_head import position_head_report
+
+    _, model, cfg, task = _load_run(target, root)
+    return position_head_report(model, cfg, task, examples, period)
+
+
 def _load_run(target: str, root: str):
     from ..store import ResultsStore
     from ..training import load_model
@@ -57,7 +73,7 @@ def _load_run(target: str, root: str):
     if not path.exists():
         path = store.model_path(target)
     if not path.exists():
-        raise ConfigError(f"probe target must be one of {', '.join(PRETRAINED)}, a finished run key or a "
+        raise ConfigError(f"target must be one of {', '.join(PRETRAINED)}, a finished run key or a "
                           f"models/<key>.pt file; got {target!r} (looked in {path.parent})")
     model, cfg = load_model(path, cache_dir=store.cache_dir())
     task = cfg.task.build()

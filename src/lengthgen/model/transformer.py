@@ -111,6 +111,9 @@ class Transformer(nn.Module):
         # PPC: predicts the position ID of the next token.
         self.position_head = nn.Linear(cfg.d_model, max_positions) if cfg.predict_positions else None
         self.apply(self._init)
+        for table in (self.tok, self.pos.position_table()):
+            if table is not None:
+                nn.init.normal_(table.weight, std=cfg.embedding_init_std)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith(("attn.out.weight", "mlp.2.weight")):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from ..store import DONE_STATUSES, ResultsStore, write_text
 from .claims import coupling_gains, gain_table, slope_table, sparsity_slopes
+from .curves import plot_curves
 from .language import loss_table, plot_loss_by_position
 from .plots import plot_bins
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
@@ -117,6 +118,9 @@ def _write_figures(store: ResultsStore, experiment: str | None, metric: str, out
         paths.append(plot_accuracy_vs_length(store, experiment, metric, out_dir / f"{stem}_by_k.png"))
     if any(row[run_column] not in sparse_runs for row in results[1]):
         paths.append(plot_bins(store, experiment, metric, out_dir / f"{stem}_bins.png"))
+    curves = plot_curves(store, experiment, out_dir / f"{stem}_curves.png")
+    if curves is not None:
+        paths.append(curves)
     if predictions:
         paths.append(plot_predictions(predictions, metric, out_dir / f"{stem}_predictions.png"))
     if selection:

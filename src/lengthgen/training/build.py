@@ -69,10 +69,9 @@ def lr_factor(step: int, cfg: RunConfig) -> float:
         return (step + 1) / t.warmup_steps
     if t.schedule == "constant":
         return 1.0
-    frac = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
-    if t.schedule == "linear":
-        return max(0.0, 1.0 - frac)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+    frac = min(1.0, (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps))
+    decay = 1.0 - frac if t.schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * frac))
+    return t.min_lr_ratio + (1.0 - t.min_lr_ratio) * decay
 
 
 def make_optimizer(model: Transformer, cfg: RunConfig) -> torch.optim.Optimizer:

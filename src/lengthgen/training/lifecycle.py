@@ -13,7 +13,7 @@ import torch
 
 from .. import __version__
 from ..config import RunConfig
-from ..evaluate import evaluate, in_distribution_accuracy
+from ..evaluate import curve_points, evaluate, in_distribution_accuracy
 from ..store import ResultsStore
 from ..tasks import Task
 from .build import check_tensors, make_optimizer, make_schedule
@@ -167,7 +167,8 @@ def id_check_due(step: int, cfg: RunConfig) -> bool:
 
 
 def stops_early(model, task: Task, cfg: RunConfig, device, state: RunState) -> bool:
-    """After step `state.step`: check in-distribution accuracy when due and record it; True when
+    """After step `state.step`: check in-distribution accuracy when due and record it (with the
+    learning curves per bin where `train.curve_bins` asks for them); True when
     it reached `train.early_stop_acc` (the step is then noted as `stopped_early_at`)."""
     step, t = state.step, cfg.train
     if not id_check_due(step, cfg):
@@ -179,6 +180,10 @@ def stops_early(model, task: Task, cfg: RunConfig, device, state: RunState) -> b
         acc = in_distribution_accuracy(model, task, cfg.task.train_lengths, t.eval_examples, cfg.eval.batch_size,
                                        device, t.bf16)
     state.curves.append({"step": step, "name": "id_exact_match", "value": acc})
+    if cfg.train.curve_bins:
+        points = curve_points(model, task, cfg.curve_bins(), t.curve_examples, cfg.eval.batch_size, device, t.bf16,
+                              cfg.eval.greedy)
+        state.curves += [{"step": step, "name": name, "value": value} for name, value in points.items()]
     if t.early_stop_acc is not None and acc >= t.early_stop_acc:
         state.stopped_early_at = step
         return True
