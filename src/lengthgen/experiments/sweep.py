@@ -316,7 +316,8 @@ def _store_returned_run(store: ResultsStore, payload: dict) -> None:
     key = run["key"]
     if payload["model"] is not None:
         store.save_model_bytes(key, payload["model"])
-    store.start_run(key, run["config"], name=run["name"], experiment=run["experiment"], host=run["host"])
+    store.start_run(key, run["config"], name=run["name"], experiment=run["experiment"], host=run["host"],
+                    env=run.get("environment"))
     store.finish_run(key, status=run["status"], metrics=payload["metrics"], curves=payload["curves"],
                      wall_time=run["wall_time"], steps_done=run["steps_done"], extra=run["extra"])
 
