@@ -18,7 +18,7 @@ LAYERS = [
     {"evaluate", "config", "store"},
     {"training"},
     {"experiments"},
-    {"report", "analysis"},
+    {"report", "analysis", "api"},
     {"cli"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
