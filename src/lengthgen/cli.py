@@ -11,10 +11,10 @@ from pathlib import Path
 from . import __version__
 from .config import (MAX_EXAMPLES, MAX_LENGTH, MAX_SEED, ConfigError, check_device, load_run_config, merged,
                      parse_yaml, read_yaml)
+from .experiments.presets import find_preset
 from .progress import DEFAULT_INTERVAL_S, BarProgress, PlainLines, Progress
 
 DEFAULT_ROOT = "lengthgen-runs"
-PRESET_DIRS = [Path.cwd() / "presets", Path(__file__).resolve().parents[2] / "presets"]
 
 
 # Kept in step with model.positional.SCHEMES by a test: reading it here would import torch for --help.
@@ -87,18 +87,6 @@ def _root(text: str) -> str:
 
 MAX_COUNT = 10_000  # documents, candidates, targets and re-ranked candidates of a probe
 MAX_PROCESSES = 1024  # workers and threads
-
-
-def find_preset(name: str) -> Path:
-    p = Path(name)
-    if p.exists():
-        return p
-    for d in PRESET_DIRS:
-        for cand in (d / name, d / f"{name}.yaml"):
-            if cand.exists():
-                return cand
-    known = sorted({f.stem for d in PRESET_DIRS if d.is_dir() for f in d.glob("*.yaml")})
-    raise ConfigError(f"no experiment file or preset {name!r}; presets: {', '.join(known) or '(none found)'}")
 
 
 def cmd_train(args):
@@ -205,7 +193,7 @@ def cmd_run(args):
 
     path = find_preset(args.experiment)
     todo = plan(path, only=args.only, executor=args.executor, workers=args.workers, threads=args.threads,
-                address=args.address, ensemble=args.ensemble)
+                address=args.address, ensemble=args.ensemble, overrides=_parse_set(args.set))
     store = ResultsStore(args.root)
     print(todo.describe(store))
     with _progress(args) as progress:
@@ -330,7 +318,7 @@ def cmd_predict(args):
 
 def cmd_demo(args):
     args.experiment = str(find_preset("demo"))
-    args.only = None
+    args.only = args.set = None
     args.no_report = args.markdown = False
     # Its two runs train side by side, one thread each: tiny models gain nothing from more.
     workers = min(2, os.cpu_count() or 1)
@@ -426,6 +414,9 @@ def _add_run(sub, parents):
     r = sub.add_parser("run", parents=parents, help="run an experiment file or preset (finished runs are skipped)")
     r.add_argument("experiment", help="path to EXPERIMENT.yaml or a preset name")
     r.add_argument("--only", help="run only points whose name contains this text")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field on every point, e.g. train.steps=200 (dotted key, YAML value; "
+                        "repeatable)")
     r.add_argument("--no-report", action="store_true", help="train only: no tables or plots at the end")
     r.add_argument("--markdown", action="store_true", help="print the report's tables as Markdown")
     r.add_argument("--executor", choices=("sequential", "local", "ray"), default="sequential",
