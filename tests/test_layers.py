@@ -10,12 +10,13 @@ PACKAGE = Path(lengthgen.__file__).parent
 
 # Lowest first. A module may import modules of its own layer or lower ones only.
 LAYERS = [
-    {"tasks", "text", "groups", "procs", "hardware", "stats", "progress"},
+    {"tasks", "text", "groups", "procs", "hardware", "stats", "progress", "version"},
     {"positions", "crasp"},
     {"data"},
     {"model", "ppc"},
     {"lm_eval"},
     {"evaluate", "config", "store"},
+    {"plugins"},
     {"training"},
     {"experiments"},
     {"report", "analysis", "api"},

@@ -1,10 +1,13 @@
 """lengthgen: length generalization of small decoder-only transformers.
 
 `lengthgen.results(root, experiment=None)`: stored metrics as a tidy pandas DataFrame.
+`lengthgen.load(run, root=...)`: a finished run's model, with `generate` and `predict` on task strings.
 """
 
-__version__ = "0.2.0"
-PUBLIC = ("results",)  # defined in lengthgen.api, imported on first use: `import lengthgen` stays light
+from .version import __version__
+
+__all__ = ["__version__", "results", "load"]
+PUBLIC = ("results", "load")  # defined in lengthgen.api, imported on first use: `import lengthgen` stays light
 
 
 def __getattr__(name: str):

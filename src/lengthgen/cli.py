@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .config import (MAX_EXAMPLES, MAX_LENGTH, MAX_SEED, ConfigError, check_device, load_run_config, merged,
                      parse_yaml, read_yaml)
 from .experiments.presets import find_preset
@@ -354,11 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lengthgen", description=__doc__)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--root", default=DEFAULT_ROOT, type=_root, help=f"results directory (default: ./{DEFAULT_ROOT})")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first, so that the tasks and schemes it registers can be used; repeatable")
     # The global options again on each command, so that they may follow it too; SUPPRESS keeps the
     # value given before the command when they do not.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", default=argparse.SUPPRESS, type=_root,
                         help=f"results directory (default: ./{DEFAULT_ROOT})")
+    common.add_argument("--import", dest="imports_after", action="append", default=argparse.SUPPRESS,
+                        metavar="MODULE", help="import MODULE first (its tasks and schemes); repeatable")
     logs = argparse.ArgumentParser(add_help=False)
     logs.add_argument("--log-every", type=_seconds, default=DEFAULT_INTERVAL_S, metavar="SECONDS",
                       help="when output is not a terminal: a plain progress line per run this often "
@@ -497,6 +501,9 @@ def _add_probe(sub, parents):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from .plugins import load_plugins
+
+        load_plugins(args.imports + getattr(args, "imports_after", []))
         code = args.func(args) or 0
         sys.stdout.flush()  # output still buffered meets a closed pipe here, inside the handler
         return code

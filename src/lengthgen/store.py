@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 
 DB_FILE = "results.sqlite"
 CORRUPT_SUFFIX = ".corrupt"  # a checkpoint that cannot be read is moved aside under this suffix

@@ -34,6 +34,7 @@ from pathlib import Path
 from ..config import ConfigError, RunConfig
 from ..procs import THREAD_ENV_VARS, available_cores, exit_with_parent, thread_environment
 from ..progress import PlainLines, Progress
+from ..plugins import load_plugins
 from ..store import ResultsStore
 from ..training import is_done, train_run
 
@@ -167,6 +168,7 @@ def _serve(conn, root: str, threads: int, log_interval_s: float | None):
     import torch
 
     torch.set_num_threads(threads)
+    load_plugins()  # a fresh process: the driver's --import modules (LENGTHGEN_IMPORT) and entry points
     store = ResultsStore(root)
     # plain lines to the driver's output (a file): a terminal shows the driver's bar over runs alone
     progress = PlainLines(log_interval_s) if log_interval_s is not None else None
