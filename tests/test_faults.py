@@ -75,7 +75,7 @@ def _tiny_file(folder: Path, **changes) -> Path:
 
 def test_a_store_of_another_layout_is_refused_before_training(tmp_path, capsys):
     with sqlite3.connect(tmp_path / "results.sqlite") as conn:
-        conn.executescript(store_module.SCHEMA.replace("    count INTEGER,\n", ""))
+        conn.executescript(store_module.SCHEMA.replace("    count INTEGER,\n", "", 1))
     code, err = cli(capsys, "--root", tmp_path, "train", "--config", _tiny_file(tmp_path))
     assert code == 2 and "of another layout (it lacks metrics.count)" in err
     assert not (tmp_path / "checkpoints").exists()  # nothing trained

@@ -10,15 +10,16 @@ PACKAGE = Path(lengthgen.__file__).parent
 
 # Lowest first. A module may import modules of its own layer or lower ones only.
 LAYERS = [
-    {"tasks", "text", "groups", "procs", "hardware", "stats", "progress"},
+    {"tasks", "text", "groups", "procs", "hardware", "stats", "progress", "version"},
     {"positions", "crasp"},
     {"data"},
     {"model", "ppc"},
     {"lm_eval"},
     {"evaluate", "config", "store"},
+    {"plugins"},
     {"training"},
     {"experiments"},
-    {"report", "analysis"},
+    {"report", "analysis", "api"},
     {"cli"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -1,15 +1,14 @@
 """Every shipped preset expands into valid run configs whose tasks accept their lengths."""
 
-from pathlib import Path
-
 import pytest
 
 from lengthgen.config import read_yaml
 from lengthgen.experiments.grid import expand, load_experiment
+from lengthgen.experiments.presets import shipped_dir
 from lengthgen.report.claims import experiment_point
 from lengthgen.tasks import make_task
 
-PRESETS = sorted((Path(__file__).resolve().parents[1] / "presets").glob("*.yaml"))
+PRESETS = sorted(shipped_dir().glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)

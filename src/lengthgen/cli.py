@@ -1,4 +1,5 @@
-"""The `lengthgen` command line: train, eval, run, report, tasks, predict, probe, attention, position-head, demo."""
+"""The `lengthgen` command line: train, eval, run, report, runs, export, tasks, predict, probe, attention,
+position-head, demo."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .config import (MAX_EXAMPLES, MAX_LENGTH, MAX_SEED, ConfigError, check_device, load_run_config, merged,
                      parse_yaml, read_yaml)
+from .experiments.presets import find_preset
 from .progress import DEFAULT_INTERVAL_S, BarProgress, PlainLines, Progress
 
 DEFAULT_ROOT = "lengthgen-runs"
-PRESET_DIRS = [Path.cwd() / "presets", Path(__file__).resolve().parents[2] / "presets"]
 
 
 # Kept in step with model.positional.SCHEMES by a test: reading it here would import torch for --help.
@@ -89,18 +90,6 @@ MAX_COUNT = 10_000  # documents, candidates, targets and re-ranked candidates of
 MAX_PROCESSES = 1024  # workers and threads
 
 
-def find_preset(name: str) -> Path:
-    p = Path(name)
-    if p.exists():
-        return p
-    for d in PRESET_DIRS:
-        for cand in (d / name, d / f"{name}.yaml"):
-            if cand.exists():
-                return cand
-    known = sorted({f.stem for d in PRESET_DIRS if d.is_dir() for f in d.glob("*.yaml")})
-    raise ConfigError(f"no experiment file or preset {name!r}; presets: {', '.join(known) or '(none found)'}")
-
-
 def cmd_train(args):
     from .store import ResultsStore
     from .training import train_run
@@ -117,11 +106,28 @@ def cmd_train(args):
     if "task" not in data:
         raise ConfigError("no task given: use --task NAME or a --config file with a 'task' section")
     cfg = load_run_config(data)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+        return 0
     store = ResultsStore(args.root)
+    _note_reused_run(store, cfg, args.force)
     with _progress(args) as progress:
         run = train_run(cfg, store, progress=progress, force=args.force)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one report (rank 0's) is enough
         _print_run(store, run)
+
+
+def _note_reused_run(store, cfg, force: bool) -> None:
+    """Names are labels, not part of a run's identity: say so when this config's finished run is
+    returned under the name it was stored with."""
+    from .store import DONE_STATUSES
+
+    old = store.get_run(cfg.key()) if store.exists() else None
+    if old is not None and not force and old["status"] in DONE_STATUSES and (old["name"] or None) != cfg.name:
+        print(f"run {cfg.key()} has this config already ({old['status']}), stored under the name "
+              f"{old['name'] or '(none)'}: showing it (a name is a label, not part of the config; --force retrains it)")
 
 
 def _print_run(store, run):
@@ -143,30 +149,37 @@ def _print_run(store, run):
 
 def cmd_eval(args):
     import torch
-    from rich.table import Table
 
     from .evaluate import evaluate
-    from .store import ResultsStore
+    from .store import ResultsStore, write_records
     from .training import load_model, resolve_device
 
-    path = Path(args.model)
-    if not path.exists():
-        path = ResultsStore(args.root).model_path(args.model)
-    if not path.exists():
-        raise ConfigError(f"no model file or finished run key {args.model!r} (looked in {path.parent})")
+    store = ResultsStore(args.root)
+    path = store.find_model(args.model)
     device = resolve_device(check_device(args.device))
-    model, cfg = load_model(path, device, cache_dir=ResultsStore(args.root).cache_dir())
+    model, cfg = load_model(path, device, cache_dir=store.cache_dir())
     task = cfg.task.build()
+    stored = store.exists() and store.get_run(path.stem) is not None  # models/<key>.pt of a run in this store
     if args.bins:  # checked as the run's own bins are: bounds, valid lengths, each bin once
         try:
             cfg = load_run_config(merged(cfg.model_dump(mode="json"), {"task.eval_bins": _parse_bins(args.bins)}))
         except ConfigError as err:
             raise ConfigError(f"--bins {args.bins}: {err}") from None
-    bins = cfg.task.eval_bins
     with torch.no_grad():
-        rows = evaluate(model, task, bins, args.examples or cfg.eval.examples_per_bin, cfg.eval.batch_size, device,
-                        cfg.train.bf16, not args.no_greedy)
-    table = Table(title=f"{cfg.name or cfg.task.name}: {path}")
+        rows = evaluate(model, task, cfg.task.eval_bins, args.examples or cfg.eval.examples_per_bin,
+                        cfg.eval.batch_size, device, cfg.train.bf16, not args.no_greedy)
+    _print_eval(f"{cfg.name or cfg.task.name}" + (f" (run {path.stem})" if stored else "") + f": {path}", rows)
+    if stored:
+        store.put_evals(path.stem, rows)
+    if args.out:
+        key = path.stem if stored else None
+        print(f"wrote {write_records(Path(args.out), [{'key': key, **r} for r in rows])}")
+
+
+def _print_eval(title: str, rows: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
     for col in ("bin", "group", "metric", "value", "count"):
         table.add_column(col)
     for r in rows:
@@ -181,7 +194,7 @@ def cmd_run(args):
 
     path = find_preset(args.experiment)
     todo = plan(path, only=args.only, executor=args.executor, workers=args.workers, threads=args.threads,
-                address=args.address, ensemble=args.ensemble)
+                address=args.address, ensemble=args.ensemble, overrides=_parse_set(args.set))
     store = ResultsStore(args.root)
     print(todo.describe(store))
     with _progress(args) as progress:
@@ -212,12 +225,8 @@ def cmd_run(args):
 
 def cmd_report(args):
     from .report import report
-    from .store import ResultsStore
 
-    store = ResultsStore(args.root)
-    if not store.exists():
-        raise ConfigError(f"no results store in {args.root!r} (no {store.path.name} there); pass the --root your runs "
-                          "wrote to")
+    store = _existing_store(args.root)
     experiment, metric = args.experiment, args.metric
     if args.preset:
         from .experiments.runner import plan
@@ -228,6 +237,8 @@ def cmd_report(args):
                               f"report it with --experiment {todo.experiment}")
         store = store.restricted_to(todo.keys())
         experiment, metric = experiment or todo.experiment, metric or todo.reported_metric()
+    if args.run:
+        store = store.restricted_to([store.resolve(ref) for ref in args.run])
     stored = store.metric_names(experiment)
     if metric is not None and stored and metric not in stored:
         raise ConfigError(f"--metric {metric!r}: no such results; metrics stored: {', '.join(stored)}")
@@ -239,6 +250,43 @@ def cmd_report(args):
     for p in out:
         if isinstance(p, Path):
             print(f"wrote {p}")
+
+
+def _existing_store(root: str):
+    from .store import ResultsStore
+
+    store = ResultsStore(root)
+    if not store.exists():
+        raise ConfigError(f"no results store in {root!r} (no {store.path.name} there); pass the --root your runs "
+                          "wrote to")
+    return store
+
+
+def cmd_runs(args):
+    from .report import print_table
+    from .report.tables import runs_table
+
+    store = _existing_store(args.root)
+    columns, rows = runs_table(store, args.experiment, args.task, args.status)
+    print_table(columns, rows, f"{len(rows)} runs in {args.root}", _console())
+
+
+def cmd_export(args):
+    from .report.frame import check_format, frame_text, results_frame
+    from .store import atomic_write, write_text
+
+    check_format(args.format)
+    if args.format == "parquet" and not args.out:
+        raise ConfigError("--format parquet writes a file: give --out FILE.parquet")
+    frame = results_frame(_existing_store(args.root), args.experiment)
+    if args.format == "parquet":
+        atomic_write(Path(args.out), lambda tmp: frame.to_parquet(tmp, index=False))
+    elif args.out:
+        write_text(Path(args.out), frame_text(frame, args.format))
+    else:
+        print(frame_text(frame, args.format), end="")
+        return
+    print(f"wrote {len(frame)} rows to {args.out}", file=sys.stderr)
 
 
 def cmd_tasks(args):
@@ -271,7 +319,7 @@ def cmd_predict(args):
 
 def cmd_demo(args):
     args.experiment = str(find_preset("demo"))
-    args.only = None
+    args.only = args.set = None
     args.no_report = args.markdown = False
     # Its two runs train side by side, one thread each: tiny models gain nothing from more.
     workers = min(2, os.cpu_count() or 1)
@@ -319,11 +367,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lengthgen", description=__doc__)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--root", default=DEFAULT_ROOT, type=_root, help=f"results directory (default: ./{DEFAULT_ROOT})")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first, so that the tasks and schemes it registers can be used; repeatable")
     # The global options again on each command, so that they may follow it too; SUPPRESS keeps the
     # value given before the command when they do not.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", default=argparse.SUPPRESS, type=_root,
                         help=f"results directory (default: ./{DEFAULT_ROOT})")
+    common.add_argument("--import", dest="imports_after", action="append", default=argparse.SUPPRESS,
+                        metavar="MODULE", help="import MODULE first (its tasks and schemes); repeatable")
     logs = argparse.ArgumentParser(add_help=False)
     logs.add_argument("--log-every", type=_seconds, default=DEFAULT_INTERVAL_S, metavar="SECONDS",
                       help="when output is not a terminal: a plain progress line per run this often "
@@ -333,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub, [common])
     _add_run(sub, [common, logs])
     _add_report(sub, [common])
+    _add_runs(sub, [common])
+    _add_export(sub, [common])
     ts = sub.add_parser("tasks", parents=[common], help="list tasks with their formats and an example")
     ts.add_argument("name", nargs="?", help="one task (default: all)")
     ts.set_defaults(func=cmd_tasks)
@@ -370,16 +424,18 @@ def _add_train(sub, parents):
     t.add_argument("--bins", help="evaluation bins LO-HI,LO-HI,... (inclusive)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field, e.g. model.d_model=64")
     t.add_argument("--force", action="store_true", help="retrain even if the run is finished")
+    t.add_argument("--print-config", action="store_true", help="print the resolved run config as YAML and exit")
     t.set_defaults(func=cmd_train)
 
 
 def _add_eval(sub, parents):
     e = sub.add_parser("eval", parents=parents, help="evaluate a finished run's model on length bins")
-    e.add_argument("model", help="run key or path to a models/<key>.pt file")
+    e.add_argument("model", help="run key, unique key prefix or run name, or a models/<key>.pt file")
     e.add_argument("--bins", help="LO-HI,LO-HI,... (default: the run's bins)")
     e.add_argument("--examples", type=_whole(1, MAX_EXAMPLES), help="examples per bin")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     e.add_argument("--no-greedy", action="store_true", help="skip autoregressive decoding")
+    e.add_argument("--out", metavar="FILE", help="also write the results to FILE (.csv, .jsonl or .json)")
     e.set_defaults(func=cmd_eval)
 
 
@@ -387,6 +443,9 @@ def _add_run(sub, parents):
     r = sub.add_parser("run", parents=parents, help="run an experiment file or preset (finished runs are skipped)")
     r.add_argument("experiment", help="path to EXPERIMENT.yaml or a preset name")
     r.add_argument("--only", help="run only points whose name contains this text")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field on every point, e.g. train.steps=200 (dotted key, YAML value; "
+                        "repeatable)")
     r.add_argument("--no-report", action="store_true", help="train only: no tables or plots at the end")
     r.add_argument("--markdown", action="store_true", help="print the report's tables as Markdown")
     r.add_argument("--executor", choices=("sequential", "local", "ray"), default="sequential",
@@ -409,10 +468,31 @@ def _add_report(sub, parents):
     rep.add_argument("--preset", metavar="FILE",
                      help="only the runs this experiment file (or preset name) expands to now, not the configurations "
                           "it superseded; also sets --experiment and the metric it reports")
+    rep.add_argument("--run", action="append", metavar="RUN",
+                     help="only this run (key, unique key prefix or name); repeatable")
     rep.add_argument("--metric", help="default: exact_match_greedy, or the --preset's reported metric")
     rep.add_argument("--out", help="folder for plots and Markdown (default: <root>/plots)")
     rep.add_argument("--markdown", action="store_true", help="print the tables as Markdown and write them to --out")
     rep.set_defaults(func=cmd_report)
+
+
+def _add_runs(sub, parents):
+    from .store import STATUSES
+
+    r = sub.add_parser("runs", parents=parents, help="list stored runs: key, name, status, steps, headline metric")
+    r.add_argument("--experiment", help="only this experiment's runs")
+    r.add_argument("--task", help="only runs of this task")
+    r.add_argument("--status", choices=STATUSES, help="only runs with this status")
+    r.set_defaults(func=cmd_runs)
+
+
+def _add_export(sub, parents):
+    x = sub.add_parser("export", parents=parents,
+                       help="every stored metric as one tidy table (one row per run, bin, group and metric)")
+    x.add_argument("--format", default="csv", help="csv, jsonl or parquet (needs pyarrow) (default: csv)")
+    x.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output; parquet needs a file)")
+    x.add_argument("--experiment", help="only this experiment's runs")
+    x.set_defaults(func=cmd_export)
 
 
 def _add_probe(sub, parents):
@@ -446,6 +526,9 @@ def _add_probe(sub, parents):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from .plugins import load_plugins
+
+        load_plugins(args.imports + getattr(args, "imports_after", []))
         code = args.func(args) or 0
         sys.stdout.flush()  # output still buffered meets a closed pipe here, inside the handler
         return code

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 
 DB_FILE = "results.sqlite"
 CORRUPT_SUFFIX = ".corrupt"  # a checkpoint that cannot be read is moved aside under this suffix
@@ -45,8 +45,12 @@ STATUSES = ("running", "finished", "diverged", "failed")
 DONE_STATUSES = ("finished", "diverged")
 BUSY_TIMEOUT_S = 2.0  # one attempt's wait for a lock; sweep writers hold it for milliseconds
 LOCK_WAIT_S = 20.0  # all attempts together, then "locked by another process"
-SCHEMA_VERSION = 2  # PRAGMA user_version; 0 is the layout before it was set (no run owners)
-OWNER_COLUMNS = {"pid": "INTEGER", "heartbeat": "TEXT"}  # added to a store of version 0
+SCHEMA_VERSION = 3  # PRAGMA user_version; 0 is the layout before it was set (no run owners)
+# Columns a store of an older version gains when opened: run owners (after version 0), the
+# machine and software a run trained on (after version 2).
+ADDED_COLUMNS = {"pid": "INTEGER", "heartbeat": "TEXT", "environment": "TEXT"}
+READABLE_VERSIONS = (0, 2, SCHEMA_VERSION)  # older layouts gain ADDED_COLUMNS and new tables
+KEY_PREFIX = 8  # characters of a run key shown in tables and legends (any unique prefix selects the run)
 STALE_AFTER_S = 6 * 3600  # a running run on another host whose heartbeat is older is stale
 
 SCHEMA = f"""
@@ -61,6 +65,7 @@ CREATE TABLE IF NOT EXISTS runs (
     config TEXT NOT NULL,
     version TEXT,
     git_commit TEXT,
+    environment TEXT,
     host TEXT,
     pid INTEGER,
     heartbeat TEXT,
@@ -93,6 +98,17 @@ CREATE TABLE IF NOT EXISTS memberships (
     run_key TEXT NOT NULL,
     PRIMARY KEY (experiment, run_key)
 );
+CREATE TABLE IF NOT EXISTS evals (
+    run_key TEXT NOT NULL,
+    lo INTEGER NOT NULL,
+    hi INTEGER NOT NULL,
+    grp TEXT NOT NULL DEFAULT '',
+    metric TEXT NOT NULL,
+    value REAL,
+    count INTEGER,
+    evaluated_at TEXT NOT NULL,
+    UNIQUE (run_key, lo, hi, grp, metric)
+);
 CREATE TABLE IF NOT EXISTS decisions (
     experiment TEXT NOT NULL,
     cell TEXT NOT NULL,
@@ -104,21 +120,63 @@ CREATE TABLE IF NOT EXISTS decisions (
 
 
 @functools.cache
-def git_commit() -> str | None:
-    """HEAD of the git checkout this package is imported from, or None (installed copy, no git).
+def _git_checkout() -> Path | None:
+    """The git checkout this package is imported from, or None (installed copy, no git).
 
     The package directory must be tracked by that checkout: an installed copy inside some other
-    repository (a virtualenv in a project tree) must not report that repository's commit.
+    repository (a virtualenv in a project tree) must not report that repository's state.
     """
     pkg_dir = Path(__file__).resolve().parent
     try:
         subprocess.run(["git", "ls-files", "--error-unmatch", "__init__.py"], cwd=pkg_dir, check=True,
                        capture_output=True, timeout=10)
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=pkg_dir, check=True, capture_output=True,
-                             text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return pkg_dir
+
+
+def _git(*args: str) -> str | None:
+    checkout = _git_checkout()
+    if checkout is None:
+        return None
+    try:
+        out = subprocess.run(["git", *args], cwd=checkout, check=True, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """HEAD of the git checkout this package is imported from, or None."""
+    return (_git("rev-parse", "HEAD") or "").strip() or None
+
+
+def git_dirty() -> bool | None:
+    """Whether that checkout has uncommitted changes to tracked files; None outside a checkout."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status.strip())
+
+
+def environment(device: str | None = None) -> dict:
+    """What a run trained with: Python, torch, the platform, the device (and the GPU's name), and
+    the git commit and whether the tree had uncommitted changes (None outside a checkout)."""
+    import platform
+
+    import torch
+
+    gpu = None
+    if device is not None and device.startswith("cuda") and torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(torch.device(device))
+    return {"python": platform.python_version(), "torch": torch.__version__, "lengthgen": __version__,
+            "platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+            "device": device, "gpu": gpu, "cuda": torch.version.cuda, "git_commit": git_commit(),
+            "git_dirty": git_dirty()}
+
+
+def short_key(key: str) -> str:
+    """The run key as tables, legends and `lengthgen runs` show it: a prefix that selects the run."""
+    return key[:KEY_PREFIX]
 
 
 def _now() -> str:
@@ -150,6 +208,29 @@ def atomic_write(path: Path, write) -> Path:
 def write_text(path: Path, text: str) -> Path:
     """A text file (a Markdown report, probe records), atomically."""
     return atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+RECORD_FORMATS = (".csv", ".jsonl", ".json")
+
+
+def write_records(path: Path, rows: list[dict]) -> Path:
+    """Rows of plain values as CSV, JSON lines or a JSON list, chosen by the file's suffix, atomically."""
+    import csv
+
+    path = Path(path)
+    if path.suffix == ".csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    elif path.suffix == ".jsonl":
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+    elif path.suffix == ".json":
+        text = json.dumps(rows, indent=1) + "\n"
+    else:
+        raise ValueError(f"{path}: write results to a file ending in one of {', '.join(RECORD_FORMATS)}")
+    return write_text(path, text)
 
 
 def save_torch(obj, path: Path) -> Path:
@@ -237,17 +318,20 @@ class ResultsStore:
     # -- writing ---------------------------------------------------------------------------------
 
     def start_run(self, key: str, config: dict, *, name: str | None = None, experiment: str | None = None,
-                  host: str | None = None):
+                  host: str | None = None, device: str | None = None, env: dict | None = None):
         """Record run `key` as running, owned by this process (replacing an earlier unfinished record).
         A finished or diverged record stays as it is until `finish_run` replaces it, so a retrain
         (`--force`) that is killed leaves the earlier results in place.
 
-        host: the machine that trains the run, when that is not this one (a remote sweep worker).
+        host: the machine that trains the run, when that is not this one (a remote sweep worker);
+        env: that machine's `environment`. device: the device this process trains on.
         """
+        env = env if host else environment(device)
         row = dict(key=key, name=name or config.get("name"), experiment=experiment or config.get("experiment"),
                    task=config["task"]["name"], positional=config.get("model", {}).get("positional"),
                    seed=config.get("seed"), status="running", config=json.dumps(config, sort_keys=True),
-                   version=__version__, git_commit=git_commit(), host=host or socket.gethostname(),
+                   version=__version__, git_commit=(env or {}).get("git_commit"),
+                   environment=None if env is None else json.dumps(env), host=host or socket.gethostname(),
                    pid=None if host else os.getpid(), heartbeat=_now(), created_at=_now())
         sql = f"INSERT OR REPLACE INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
 
@@ -314,9 +398,23 @@ class ResultsStore:
         self._write(lambda c: c.execute("INSERT OR REPLACE INTO decisions (experiment, cell, decision, updated_at) "
                                         "VALUES (?, ?, ?, ?)", (experiment, cell, json.dumps(decision), _now())))
 
+    def put_evals(self, key: str, rows: list[dict]) -> None:
+        """Record `lengthgen eval` results of run `key`, replacing earlier ones of the same bins."""
+        now = _now()
+        self._write(lambda c: c.executemany(
+            "INSERT OR REPLACE INTO evals (run_key, lo, hi, grp, metric, value, count, evaluated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((key, int(r["lo"]), int(r["hi"]), str(r.get("grp", "")), str(r["metric"]), float(r["value"]),
+              int(r["count"]), now) for r in rows)))
+
+    def evals(self, key: str) -> list[dict]:
+        """The stored `lengthgen eval` results of run `key`, by metric, group and bin."""
+        rows = self._read("SELECT * FROM evals WHERE run_key=? ORDER BY metric, grp, lo, hi", (key,))
+        return [{**r, "value": _nan_if_null(r["value"])} for r in rows]
+
     def delete_run(self, key: str):
         def write(conn):
-            for table, column in (("metrics", "run_key"), ("curves", "run_key"), ("runs", "key")):
+            for table, column in (("metrics", "run_key"), ("curves", "run_key"), ("evals", "run_key"), ("runs", "key")):
                 conn.execute(f"DELETE FROM {table} WHERE {column}=?", (key,))
 
         self._write(write)
@@ -331,6 +429,37 @@ class ResultsStore:
     def get_run(self, key: str) -> dict | None:
         rows = self._read("SELECT * FROM runs WHERE key=?", (key,))
         return _parse_run(rows[0]) if rows else None
+
+    def resolve(self, ref: str) -> str:
+        """The key of the one run that `ref` names: a full key, a unique key prefix or a run name.
+        No match, or several (an ambiguous prefix, a name shared by runs), fails listing them."""
+        ref = ref.strip()
+        rows = self._read("SELECT key, name, status FROM runs WHERE key=?", (ref,))
+        if ref and not rows:
+            rows = self._read("SELECT key, name, status FROM runs WHERE substr(key, 1, ?)=? OR name=? ORDER BY key",
+                              (len(ref), ref, ref))
+        if len(rows) == 1:
+            return rows[0]["key"]
+        if not rows:
+            raise ValueError(f"no run with key, key prefix or name {ref!r} in {self.root} (`lengthgen runs` lists them)")
+        listed = "; ".join(f"{r['key']} {r['name'] or '(unnamed)'} ({r['status']})" for r in rows[:20])
+        raise ValueError(f"{ref!r} names {len(rows)} runs: {listed}{' ...' if len(rows) > 20 else ''}; give more "
+                         "of the key")
+
+    def find_model(self, ref: str) -> Path:
+        """The model file `ref` names: a path to one, or a run of this store (key, key prefix, name)."""
+        path = Path(ref)
+        if path.is_file():
+            return path
+        if not self.exists():
+            raise ValueError(f"no model file {ref!r}, and no results store in {self.root} to look a run up in; pass "
+                             "the --root your runs wrote to")
+        key = self.resolve(ref)
+        path = self.model_path(key)
+        if not path.exists():
+            run = self.get_run(key)
+            raise ValueError(f"run {key} ({run['name'] or 'unnamed'}) has no model file: it is {run['status']}")
+        return path
 
     def runs(self, experiment: str | None = None, status: str | None = None) -> list[dict]:
         where, params = _filters(("status", status))
@@ -461,7 +590,8 @@ _MEMBER = "({key} IN (SELECT run_key FROM memberships WHERE experiment=?) OR {ex
 
 
 def _parse_run(row: dict) -> dict:
-    return {**row, "config": json.loads(row["config"]), "extra": json.loads(row["extra"]) if row["extra"] else {}}
+    return {**row, "config": json.loads(row["config"]), "extra": json.loads(row["extra"]) if row["extra"] else {},
+            "environment": json.loads(row["environment"]) if row.get("environment") else None}
 
 
 def _filters(*column_values) -> tuple[str, tuple]:
@@ -518,18 +648,18 @@ def expected_layout() -> dict[str, set[str]]:
 
 def layout_problem(version: int, tables: dict[str, set[str]], path: Path) -> str | None:
     """Why a database cannot serve as a results store of this version, or None when it can (perhaps
-    after gaining the owner columns)."""
+    after gaining the columns and tables of later versions)."""
     expected = expected_layout()
     unchanged = "it was left unchanged; pass another --root"
     if version > SCHEMA_VERSION:
         return (f"{path} was written by a newer lengthgen (store version {version}, this one reads "
                 f"{SCHEMA_VERSION}); {unchanged}")
     foreign = sorted(set(tables) - set(expected))
-    if foreign or (tables and "runs" not in tables) or version not in (0, SCHEMA_VERSION):
+    if foreign or (tables and "runs" not in tables) or version not in READABLE_VERSIONS:
         return (f"{path} is a SQLite database of another program (tables: {', '.join(sorted(tables))}), not a "
                 f"lengthgen results store; {unchanged}")
     missing = sorted(f"{t}.{c}" for t, cols in tables.items() for c in expected[t] - cols)
-    addable = {f"runs.{c}" for c in OWNER_COLUMNS} if version == 0 else set()
+    addable = {f"runs.{c}" for c in ADDED_COLUMNS} if version < SCHEMA_VERSION else set()
     if set(missing) - addable:
         return (f"{path} is a results store of another layout (it lacks {', '.join(missing)}) that this lengthgen "
                 f"cannot use; {unchanged}")
@@ -552,7 +682,7 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
             if statement.strip():
                 c.execute(statement)
         have = _layout(c)["runs"]
-        for column, kind in OWNER_COLUMNS.items():
+        for column, kind in ADDED_COLUMNS.items():
             if column not in have:
                 c.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

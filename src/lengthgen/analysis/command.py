@@ -69,12 +69,11 @@ def _load_run(target: str, root: str):
     from ..training import load_model
 
     store = ResultsStore(root)
-    path = Path(target)
-    if not path.exists():
-        path = store.model_path(target)
-    if not path.exists():
-        raise ConfigError(f"target must be one of {', '.join(PRETRAINED)}, a finished run key or a "
-                          f"models/<key>.pt file; got {target!r} (looked in {path.parent})")
+    try:
+        path = store.find_model(target)
+    except ValueError as err:
+        raise ConfigError(f"target must be one of {', '.join(PRETRAINED)}, a finished run (key, key prefix or "
+                          f"name) or a models/<key>.pt file: {err}") from None
     model, cfg = load_model(path, cache_dir=store.cache_dir())
     task = cfg.task.build()
     task.set_cache_dir(store.cache_dir())

@@ -35,7 +35,9 @@ def value_label(value) -> str:
     return str(value)
 
 
-def expand(spec: dict, source: str = "experiment") -> list[RunConfig]:
+def expand(spec: dict, source: str = "experiment", overrides: dict | None = None) -> list[RunConfig]:
+    """The file's run configs: base, then each run's fields, then each grid point, then `overrides`
+    (dotted keys, as `lengthgen run --set` gives them) on every point."""
     unknown = sorted(set(spec) - EXPERIMENT_FIELDS)
     if unknown:
         raise ConfigError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(EXPERIMENT_FIELDS)}")
@@ -66,7 +68,7 @@ def expand(spec: dict, source: str = "experiment") -> list[RunConfig]:
             point = dict(zip(grid, values))
             parts = [run_name] if run_name else []
             parts += [f"{k.split('.')[-1]}={value_label(v)}" for k, v in point.items() if len(grid[k]) > 1]
-            data = merged(merged(spec["base"], run), point)
+            data = merged(merged(merged(spec["base"], run), point), overrides or {})
             data["experiment"] = name
             data["name"] = " ".join(parts) or name
             try:

@@ -66,17 +66,22 @@ def _only(configs: list[RunConfig], only: str | None, what: str) -> list[RunConf
 
 
 def plan(path: str | Path, *, only: str | None = None, executor: str = "sequential", workers: int | None = None,
-         threads: int | None = None, address: str | None = None, ensemble: int | None = None) -> Plan:
-    """Read an experiment file and decide its mode; bad settings fail here, before any training."""
+         threads: int | None = None, address: str | None = None, ensemble: int | None = None,
+         overrides: dict | None = None) -> Plan:
+    """Read an experiment file and decide its mode; bad settings fail here, before any training.
+    overrides: dotted config fields set on every point (`--set`)."""
     check_settings(executor, workers, threads, address)
     spec = read_yaml(path)
     if "protocol" in spec:
+        if overrides:
+            raise ConfigError(f"{path} is a protocol experiment, whose search sets the configs itself; --set applies "
+                              "to experiments with base/runs/grid only (edit a copy of the file instead)")
         if executor != "sequential":
             raise ConfigError(f"{path} is a protocol experiment: it runs with --executor sequential only "
                               f"(got {executor!r})")
         config, cells = parse_protocol(spec, str(path))
         return Plan(cells[0].experiment, "protocol", _only(cells, only, "cell"), protocol=config)
-    configs = expand(spec, str(path))
+    configs = expand(spec, str(path), overrides)
     experiment = configs[0].experiment
     configs = _only(configs, only, "run")
     size = ensemble if ensemble is not None else ensemble_size(spec, str(path))

@@ -34,6 +34,7 @@ from pathlib import Path
 from ..config import ConfigError, RunConfig
 from ..procs import THREAD_ENV_VARS, available_cores, exit_with_parent, thread_environment
 from ..progress import PlainLines, Progress
+from ..plugins import ENV as PLUGINS_ENV, load_plugins
 from ..store import ResultsStore
 from ..training import is_done, train_run
 
@@ -167,6 +168,7 @@ def _serve(conn, root: str, threads: int, log_interval_s: float | None):
     import torch
 
     torch.set_num_threads(threads)
+    load_plugins()  # a fresh process: the driver's --import modules (LENGTHGEN_IMPORT) and entry points
     store = ResultsStore(root)
     # plain lines to the driver's output (a file): a terminal shows the driver's bar over runs alone
     progress = PlainLines(log_interval_s) if log_interval_s is not None else None
@@ -266,12 +268,14 @@ def _local(todo, store, workers, threads, max_retries, finished, result, log_int
 
 # -- Ray ----------------------------------------------------------------------------------------
 
-def _ray_train(data: dict, threads: int, sweep: str) -> dict:
+def _ray_train(data: dict, threads: int, sweep: str, imports: str = "") -> dict:
     """Ray task: train into a scratch store of this sweep on its node and return the finished run
-    to the driver."""
+    to the driver. imports: the driver's --import modules (LENGTHGEN_IMPORT), imported here too."""
     import torch
 
     torch.set_num_threads(threads)
+    os.environ[PLUGINS_ENV] = imports
+    load_plugins()
     cfg = RunConfig.model_validate(data)
     key = cfg.key()
     # Keyed by sweep and run: a retry on the same node resumes from the scratch checkpoint, and
@@ -316,7 +320,8 @@ def _store_returned_run(store: ResultsStore, payload: dict) -> None:
     key = run["key"]
     if payload["model"] is not None:
         store.save_model_bytes(key, payload["model"])
-    store.start_run(key, run["config"], name=run["name"], experiment=run["experiment"], host=run["host"])
+    store.start_run(key, run["config"], name=run["name"], experiment=run["experiment"], host=run["host"],
+                    env=run.get("environment"))
     store.finish_run(key, status=run["status"], metrics=payload["metrics"], curves=payload["curves"],
                      wall_time=run["wall_time"], steps_done=run["steps_done"], extra=run["extra"])
 
@@ -361,7 +366,7 @@ def _ray(todo, store, workers, threads, address, max_retries, finished):
         while queue or pending:
             while queue and (workers is None or len(pending) < workers):
                 cfg = queue.popleft()
-                pending[remote.remote(_wire(cfg), threads, sweep)] = cfg
+                pending[remote.remote(_wire(cfg), threads, sweep, os.environ.get(PLUGINS_ENV, ""))] = cfg
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             cfg = pending.pop(ref)
             try:

@@ -23,12 +23,19 @@ import torch
 from torch import nn
 
 from ..positions import PositionSampler, subset_positions
+from ..tasks.base import same_definition
 
 SCHEMES: dict[str, type["PositionalScheme"]] = {}
 
 
 def register_scheme(name: str):
+    """Add a scheme class under `name`. The same definition again replaces it; another class under
+    a taken name is an error."""
     def add(cls):
+        old = SCHEMES.get(name)
+        if old is not None and not same_definition(old, cls):
+            raise ValueError(f"positional scheme {name!r} is already registered by {old.__module__}."
+                             f"{old.__qualname__}; choose another name for {cls.__module__}.{cls.__qualname__}")
         cls.name = name
         SCHEMES[name] = cls
         return cls

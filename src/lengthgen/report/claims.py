@@ -19,6 +19,7 @@ import numpy as np
 
 from ..groups import group_values
 from ..stats import LEARNED, RESAMPLES, Estimate, SlopeResult, gain_interval, mean_interval, slope_interval
+from ..store import short_key
 from ..tasks import make_task
 
 SEED_IN_NAME = re.compile(r"\s*\bseed=\S+")
@@ -29,6 +30,11 @@ def experiment_point(name: str) -> str:
     return SEED_IN_NAME.sub("", name or "").strip()
 
 
+def _point(row: dict) -> str:
+    """A metric row's experiment point; unnamed runs by their scheme."""
+    return experiment_point(row["name"]) or row.get("positional") or ""
+
+
 def seed_means(rows: list[dict], metric: str = "exact_match_greedy", *, resamples: int = RESAMPLES,
                seed: int = 0) -> list[dict]:
     """Mean over seeds with its 95% interval per (experiment point, bin, group), for tables and bands.
@@ -37,7 +43,7 @@ def seed_means(rows: list[dict], metric: str = "exact_match_greedy", *, resample
     cells: dict = {}
     for r in rows:
         if r["metric"] == metric and r["count"] and np.isfinite(r["value"]):
-            cells.setdefault((experiment_point(r["name"]), r["grp"] or "", r["lo"], r["hi"]), []).append(r)
+            cells.setdefault((_point(r), r["grp"] or "", r["lo"], r["hi"]), []).append(r)
     out = []
     for (point, grp, lo, hi), rs in sorted(cells.items()):
         est = mean_interval([r["value"] for r in rs], [r["count"] for r in rs], resamples=resamples, seed=seed)
@@ -52,7 +58,7 @@ def _per_k(rows: list[dict], metric: str) -> dict:
         k = group_values(r["grp"] or "").get("k")
         if r["metric"] != metric or k is None or r["count"] is None or not np.isfinite(r["value"]):
             continue
-        point = out.setdefault(experiment_point(r["name"]), {})
+        point = out.setdefault(_point(r), {})
         point.setdefault(r["run_key"], {}).setdefault((r["lo"], r["hi"]), {})[k] = (r["value"], r["count"])
     return out
 
@@ -96,14 +102,23 @@ def _row(point: str, k_train: int, lo: int, hi: int, seeds: int, res: SlopeResul
     return row
 
 
+def interval_text(value: float, lo: float, hi: float, digits: int = 3) -> str:
+    """`+v [+lo, +hi]`; `–` where the estimate is undefined (no learned k, one seed), without the
+    interval where only that is."""
+    if not np.isfinite(value):
+        return "–"
+    text = f"{value:+.{digits}f}"
+    return text + (f" [{lo:+.{digits}f}, {hi:+.{digits}f}]" if np.isfinite(lo) and np.isfinite(hi) else "")
+
+
 def slope_table(table: list[dict]) -> tuple[list[str], list[list]]:
     """`sparsity_slopes` as report columns and rows (the claim holds where the interval is below 0)."""
     columns = ["run", "bin", "seeds", "learned k (seeds)", "slope in k [95% CI]", "Spearman rho [95% CI]",
                "falls with k"]
     rows = [[r["point"], f"[{r['lo']},{r['hi']}]", r["seeds"],
              " ".join(f"{k}:{n}" for k, n in zip(r["ks"], r["learned_seeds"])),
-             f"{r['slope']:+.3f} [{r['slope_lo']:+.3f}, {r['slope_hi']:+.3f}]",
-             f"{r['spearman']:+.2f} [{r['spearman_lo']:+.2f}, {r['spearman_hi']:+.2f}]",
+             interval_text(r["slope"], r["slope_lo"], r["slope_hi"]),
+             interval_text(r["spearman"], r["spearman_lo"], r["spearman_hi"], 2),
              "yes" if r["holds"] else "no"] for r in table]
     return columns, rows
 
@@ -115,8 +130,8 @@ def format_sparsity_slopes(table: list[dict]) -> str:
     for r in table:
         learned = " ".join(f"{k}:{n}" for k, n in zip(r["ks"], r["learned_seeds"]))
         lines.append(f"| {r['point']} | [{r['lo']},{r['hi']}] | {r['seeds']} | {learned} | "
-                     f"{r['slope']:+.3f} [{r['slope_lo']:+.3f}, {r['slope_hi']:+.3f}] | "
-                     f"{r['spearman']:+.2f} [{r['spearman_lo']:+.2f}, {r['spearman_hi']:+.2f}] | "
+                     f"{interval_text(r['slope'], r['slope_lo'], r['slope_hi'])} | "
+                     f"{interval_text(r['spearman'], r['spearman_lo'], r['spearman_hi'], 2)} | "
                      f"{'yes' if r['holds'] else 'no'} |")
     return "\n".join(lines)
 
@@ -193,11 +208,12 @@ def _task_labels(identities) -> dict:
 
 
 def _scheme_labels(entries: dict, names: dict[str, str]) -> dict:
-    """Each entry's scheme name; a scheme run in several configurations adds its run name (or hash)."""
+    """Each entry's scheme name; a scheme run in several configurations adds its run name (or key prefix)."""
     schemes = [scheme for _, scheme, _ in entries]
     labels = {}
     for (kind, scheme, cid), runs in entries.items():
-        point = experiment_point(names.get(min(runs, key=runs.get), "")) or cid
+        first = min(runs, key=runs.get)
+        point = experiment_point(names.get(first, "")) or short_key(first)
         labels[kind, scheme, cid] = scheme if schemes.count(scheme) == 1 else f"{scheme} [{point}]"
     return labels
 
@@ -277,7 +293,6 @@ def gain_table(table: list[dict]) -> tuple[list[str], list[list]]:
                "gains", "PPC - oracle [95% CI]"]
     rows = [[r["task"], r["scheme"], f"[{r['lo']},{r['hi']}]", f"{r['multiple']:.3g}x", r["seeds"],
              f"{r['mean']:.3f}", f"{r['best_plain']} ({r['best_plain_mean']:.3f})",
-             f"{r['gain']:+.3f} [{r['gain_lo']:+.3f}, {r['gain_hi']:+.3f}]", "yes" if r["holds"] else "no",
-             f"{r['oracle_gap']:+.3f} [{r['oracle_gap_lo']:+.3f}, {r['oracle_gap_hi']:+.3f}]"
-             if np.isfinite(r["oracle_gap"]) else "–"] for r in table]
+             interval_text(r["gain"], r["gain_lo"], r["gain_hi"]), "yes" if r["holds"] else "no",
+             interval_text(r["oracle_gap"], r["oracle_gap_lo"], r["oracle_gap_hi"])] for r in table]
     return columns, rows

@@ -17,10 +17,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ..config import judged_bin
 from ..groups import group_values
 from ..stats import mean_interval
 from .claims import configuration_id, experiment_point
-from ..store import DONE_STATUSES, ResultsStore
+from ..store import DONE_STATUSES, ResultsStore, short_key
 
 Bin = tuple[int, int]
 
@@ -56,7 +57,7 @@ class Series:
     """One configuration's metric per length bin, pooled over its seeds (for one k, in the sparsity view)."""
 
     run: dict  # the configuration's lowest-seed run, for its config and denormalised columns
-    label: str  # the run name (or a config hash when unnamed), unique among the series
+    label: str  # the run name (unnamed: the scheme, or the run's key prefix for one seed), unique among the series
     k: int | None
     cells: dict[Bin, Pooled]
 
@@ -79,10 +80,14 @@ def collect(store: ResultsStore, experiment: str | None, metric: str, *, by_k: b
     first_run = {}
     for key, run in sorted(runs.items(), key=lambda kv: kv[1]["seed"] or 0):
         first_run.setdefault(config_id[key], run)
-    named = {cid: experiment_point(run["name"]) or cid for cid, run in first_run.items()}  # seeds pooled
+    seeds = Counter(config_id.values())
+    # A run's name (seeds pooled); unnamed, its scheme when seeds are pooled, else its key.
+    named = {cid: experiment_point(run["name"]) or (run["positional"] if seeds[cid] > 1 else short_key(run["key"]))
+             for cid, run in first_run.items()}
     label_count = Counter(named.values())
-    # Differently configured runs that share a name stay apart, told apart by their config hash.
-    labels = {cid: label if label_count[label] == 1 else f"{label} #{cid}" for cid, label in named.items()}
+    # Differently configured runs that share a label stay apart, told apart by their first run's key.
+    labels = {cid: label if label_count[label] == 1 else f"{label} #{short_key(first_run[cid]['key'])}"
+              for cid, label in named.items()}
     series = [Series(first_run[cid], labels[cid], k, {b: Pooled.of(v) for b, v in sorted(per_bin.items())})
               for (cid, k), per_bin in values.items()]
     return sorted(series, key=lambda s: (s.label, s.k or 0))
@@ -154,3 +159,33 @@ def markdown_table(columns: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+
+
+HEADLINE_METRICS = ("exact_match_greedy", "exact_match_tf", "loss")  # the first a run has is its headline
+
+
+def runs_table(store: ResultsStore, experiment: str | None = None, task: str | None = None,
+               status: str | None = None) -> tuple[list[str], list[list]]:
+    """One row per run: key, name, experiment, task, scheme, seed, status, steps and its headline
+    metric on the judged bin (the config's own, else the longest)."""
+    runs = [r for r in store.runs(experiment=experiment, status=status) if task is None or r["task"] == task]
+    values: dict[str, dict] = defaultdict(dict)
+    for m in store.metrics(keys=[r["key"] for r in runs]):
+        if m["grp"] == "":
+            values[m["run_key"]][m["metric"], m["lo"], m["hi"]] = m["value"]
+    rows = []
+    for r in runs:
+        rows.append([r["key"], r["name"] or "–", experiment or r["experiment"] or "–", r["task"], r["positional"],
+                     r["seed"], r["status"], r["steps_done"], _headline(r, values[r["key"]])])
+    return ["key", "name", "experiment", "task", "scheme", "seed", "status", "steps", "headline"], rows
+
+
+def _headline(run: dict, values: dict) -> str | None:
+    bins = sorted({(lo, hi) for _, lo, hi in values})
+    if not bins:
+        return None
+    lo, hi = judged_bin(bins, run["config"]["task"].get("judged_bin"))
+    for metric in HEADLINE_METRICS:
+        if (metric, lo, hi) in values:
+            return f"{metric} {bin_label((lo, hi))} {values[metric, lo, hi]:.3f}"
+    return None

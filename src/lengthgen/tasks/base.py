@@ -189,9 +189,19 @@ class Task(ABC):
 TASKS: dict[str, type[Task]] = {}
 
 
+def same_definition(a: type, b: type) -> bool:
+    """Whether two classes are one definition run twice (a notebook cell run again, a module
+    reloaded): same module and qualified name."""
+    return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
 def register_task(cls: type[Task]) -> type[Task]:
-    if cls.name in TASKS:
-        raise ValueError(f"task {cls.name!r} registered twice")
+    """Add a task under `cls.name`. The same definition again replaces it; another class under a
+    taken name is an error."""
+    old = TASKS.get(cls.name)
+    if old is not None and not same_definition(old, cls):
+        raise ValueError(f"task {cls.name!r} is already registered by {old.__module__}.{old.__qualname__}; "
+                         f"choose another name for {cls.__module__}.{cls.__qualname__}")
     TASKS[cls.name] = cls
     return cls
 

@@ -274,7 +274,7 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress: Prog
         model, member_moments, state = load_member(cfg, task, store, device, force)
         config = run_record(cfg, model)
         claim(store, cfg.key())
-        store.start_run(cfg.key(), config, name=cfg.name, experiment=cfg.experiment)
+        store.start_run(cfg.key(), config, name=cfg.name, experiment=cfg.experiment, device=str(device))
         bar = progress.start_run(cfg.name or cfg.key(), t.steps, state.step) if progress is not None else None
         members.append(Member(cfg, index, state, config, state.wall, bar, state.step))
         models.append(model)

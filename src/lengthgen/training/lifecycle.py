@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..config import RunConfig
 from ..evaluate import curve_points, evaluate, in_distribution_accuracy
 from ..store import ResultsStore

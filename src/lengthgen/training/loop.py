@@ -101,7 +101,7 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress: Progress | None = N
     run = start_run(cfg, store, dp.start(resolve_device(cfg.device), cfg.train.batch_size), force)
     config = run_record(cfg, run.model)
     if dp.is_main:
-        store.start_run(key, config, name=cfg.name, experiment=cfg.experiment)
+        store.start_run(key, config, name=cfg.name, experiment=cfg.experiment, device=str(run.device))
     started = time.perf_counter() - run.state.wall
     bar = progress.start_run(cfg.name or key, cfg.train.steps, run.state.step) \
         if progress is not None and dp.is_main else None
