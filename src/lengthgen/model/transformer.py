@@ -111,21 +111,18 @@ class Transformer(nn.Module):
         # PPC: predicts the position ID of the next token.
         self.position_head = nn.Linear(cfg.d_model, max_positions) if cfg.predict_positions else None
         self.apply(self._init)
-        for table in (self.tok, self.pos.position_table()):
-            if table is not None:
-                nn.init.normal_(table.weight, std=cfg.embedding_init_std)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith(("attn.out.weight", "mlp.2.weight")):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
 
-    @staticmethod
-    def _init(m):
+    def _init(self, m):
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=0.02)
+        elif isinstance(m, nn.Embedding):  # token and position tables: cfg.embedding_init_std
+            embeds = m is self.tok or m is self.pos.position_table()
+            nn.init.normal_(m.weight, std=self.cfg.embedding_init_std if embeds else 0.02)
 
     def causal_bias(self, position_ids: torch.Tensor) -> torch.Tensor | None:
         """The scheme's attention bias with the causal mask folded in (None: plain causal)."""
