@@ -93,22 +93,22 @@ def position_logit_report(model, cfg, task, examples: int = 100) -> str:
     rows = by_distance(logits, model.max_positions)
     H = logits.shape[0]
     top = [max((d for d in rows if d in seen), key=lambda d: rows[d][h]) for h in range(H)]
-    tested = set().union(*(distances_in(eval_examples(task, b_lo, b_hi, examples, tag=CURVE_TAG))
-                           for b_lo, b_hi in cfg.task.eval_bins))
+    by_bin = {b: eval_examples(task, b[0], b[1], examples, tag=CURVE_TAG) for b in cfg.task.eval_bins}
+    tested = set().union(*(distances_in(drawn) for drawn in by_bin.values()))
+    unseen = [d for d in rows if d in tested and d not in seen]
     lines = [f"First layer of {cfg.name or cfg.key()}: training lengths [{lo}, {hi}] hold ID distances "
              f"{min(seen)}..{max(seen)} (key ID - query ID).", "",
              "| head | own distance | logit there | best other seen | best unseen (distance) |",
              "|---|---|---|---|---|"]
     for h in range(H):
         other = max(rows[d][h] for d in rows if d in seen and d != top[h])
-        unseen = [d for d in rows if d in tested and d not in seen]
         far = max(unseen, key=lambda d: rows[d][h]) if unseen else None
         far_text = f"{rows[far][h]:+.2f} ({far})" if far is not None else "–"
         lines.append(f"| {h} | {top[h]} | {rows[top[h]][h]:+.2f} | {other:+.2f} | {far_text} |")
     lines += ["", "Mean attention weight of answer positions (real examples, tokens and positions) on keys at the "
                   "head's own distance / on keys at distances no training example holds:", "",
               "| bin | " + " | ".join(f"head {h}" for h in range(H)) + " |", "|---" * (H + 1) + "|"]
-    for b_lo, b_hi in cfg.task.eval_bins:
-        own, far = attention_weights(model, eval_examples(task, b_lo, b_hi, examples, tag=CURVE_TAG), top, seen)
+    for (b_lo, b_hi), drawn in by_bin.items():
+        own, far = attention_weights(model, drawn, top, seen)
         lines.append(f"| [{b_lo}, {b_hi}] | " + " | ".join(f"{a:.3f} / {b:.3f}" for a, b in zip(own, far)) + " |")
     return "\n".join(lines) + "\n"
