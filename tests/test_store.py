@@ -1,6 +1,9 @@
 import math
 import multiprocessing as mp
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -183,3 +186,24 @@ def test_decisions_round_trip_and_replace(tmp_path):
                                                          ("parity ape", {"chosen": "a", "successes": 2})]
     assert len(store.decisions()) == 3
     assert ResultsStore(tmp_path).decisions("other")[0]["decision"] == {"chosen": "c"}  # persisted
+
+
+def test_an_unreaped_exited_process_owns_no_run():
+    """A killed driver's workers can linger as zombies where nothing reaps them; a zombie trains nothing,
+    so its run must be taken over, not refused."""
+    from lengthgen.store import _pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 10
+    while _state(child.pid) != "Z" and time.time() < deadline:  # exited, not yet waited for
+        time.sleep(0.01)
+    assert _state(child.pid) == "Z"
+    assert not _pid_alive(child.pid)
+    child.wait()
+    assert not _pid_alive(child.pid)
+    assert _pid_alive(os.getpid())
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
