@@ -145,6 +145,7 @@ def test_lm_trains_through_the_real_loop(corpus_dir, tmp_path):
     store = ResultsStore(tmp_path)
     run = train_run(cfg, store)
     assert run["status"] == "finished" and run["steps_done"] == 30
+    assert run["extra"]["corpus"]["corpus"] == corpus_dir and run["extra"]["corpus"]["documents"] == 30  # provenance
     losses = [c["value"] for c in store.curves(run["key"]) if c["name"] == "loss"]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0] - 0.5
     stored = store.metrics(keys=[run["key"]])  # the loop evaluated it per context
@@ -183,9 +184,9 @@ def test_pose_run_trains_into_a_table_for_its_target_window(corpus_dir, tmp_path
         {("ctx=1L", 0, 15), ("ctx=2L", 0, 15), ("ctx=2L", 16, 31)}
 
 
-def test_probe_on_a_language_model_run_and_the_recovered_fraction(corpus_dir, tmp_path, capsys):
-    """`lengthgen probe` on an lm run probes held-out documents; with --compare each probed target
-    gets r = the compared model's gain / the reference's gain."""
+def test_probe_on_a_language_model_run_and_the_recovered_share(corpus_dir, tmp_path, capsys):
+    """`lengthgen probe` on an lm run probes windows of held-out documents; with --compare each probed
+    target gets the compared model's own gain, pooled into R."""
     from lengthgen.analysis.command import run_probe
     from lengthgen.analysis.text import TextProbeSettings
 
@@ -201,12 +202,18 @@ def test_probe_on_a_language_model_run_and_the_recovered_fraction(corpus_dir, tm
         return train_run(cfg, ResultsStore(tmp_path))["key"]
 
     reference, short = lm_run("reference", 64, 20), lm_run("short", 16, 10)
-    st = TextProbeSettings(window=64, local=16, min_target=32, candidates_per_doc=4, targets_per_doc=1, min_gain=-10.0,
-                           ks=(1, 2, 4), confirm_top=4)
+    st = TextProbeSettings(window=64, local=16, min_target=32, windows_per_doc=2, positions_per_window=4,
+                           max_targets=5, min_gain=-10.0, ks=(1, 2, 4), confirm_top=4)
     out = tmp_path / "probe.json"
     report = run_probe(reference, str(tmp_path), st, documents=3, compare=(short,), out=str(out))
     data = json.loads(out.read_text())
-    rows = data["compared"]["short"]["rows"]
-    assert len(data["records"]) == 3 and len(rows) == 3 and "fraction r of the reference gain" in report
-    for row, target in zip(rows, data["records"]):
-        assert row["t"] == target["t"] and row["r"] == pytest.approx(row["gain"] / target["gain"])
+    rows, records = data["compared"]["short"]["rows"], data["records"]
+    assert len(data["screened"]) == 3 * 2 * 4 and len(records) == 5 and len(rows) == 5
+    assert all("stitched_gain" in r for r in data["screened"]) and "share R of the reference gain" in report
+    for row, target in zip(rows, records):
+        assert (row["window"], row["t"]) == (target["window"], target["t"]) and row["reference_gain"] == target["gain"]
+    summary = data["compared"]["short"]["summary"]
+    total = sum(r["reference_gain"] for r in rows)
+    assert summary["n"] == 5 and (summary["R"] is None) == (total <= 0)  # a share of no gain is undefined
+    if total > 0:
+        assert summary["R"][0] == pytest.approx(sum(r["gain"] for r in rows) / total)

@@ -50,7 +50,7 @@ def test_txt_folder_and_jsonl_loaders(tmp_path):
     assert [d.text for d in load_documents(str(jsonl), text_field="body")] == texts
     with pytest.raises(ValueError, match="text_field"):
         load_documents(str(jsonl))
-    with pytest.raises(ValueError, match="neither 'sotu'"):
+    with pytest.raises(ValueError, match="is none of 'sotu', 'stdlib'"):
         load_documents(str(tmp_path / "missing"))
 
 

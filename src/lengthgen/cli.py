@@ -195,6 +195,7 @@ def cmd_run(args):
     path = find_preset(args.experiment)
     todo = plan(path, only=args.only, executor=args.executor, workers=args.workers, threads=args.threads,
                 address=args.address, ensemble=args.ensemble, overrides=_parse_set(args.set))
+    study = _study(todo, path, args.only)
     store = ResultsStore(args.root)
     print(todo.describe(store))
     with _progress(args) as progress:
@@ -214,6 +215,10 @@ def cmd_run(args):
         print(f"lengthgen: {len(result.failed)} of {len(todo.configs)} runs failed; rerun the same command to "
               "retry them", file=sys.stderr)
         return 1
+    if study is not None:
+        from .analysis.study import run_study
+
+        run_study(study, todo.configs, store, todo.experiment)
     if not args.no_report:
         from .report import report
 
@@ -221,6 +226,19 @@ def cmd_run(args):
         shown = store if todo.mode == "protocol" or args.only else store.restricted_to(todo.keys())
         report(shown, experiment=todo.experiment, metric=todo.reported_metric(), out_dir=store.plots_dir(),
                markdown=args.markdown, console=_console())
+
+
+def _study(todo, path, only):
+    """The experiment's `study` section, checked before anything trains; None without one, or when
+    --only leaves out some of the runs it needs."""
+    if todo.study is None:
+        return None
+    from .analysis.study import parse_study
+
+    if only:
+        print("--only: the file's study is not run (it needs all of its runs)")
+        return None
+    return parse_study(todo.study, todo.configs, str(path))
 
 
 def cmd_report(args):
@@ -343,9 +361,13 @@ def cmd_probe(args):
         raise ConfigError(f"--ks expects comma-separated whole numbers in [1, {MAX_LENGTH:,}], e.g. 1,2,4,8,16,32; "
                           f"got {args.ks!r}")
     torch.set_num_threads(args.threads)
-    settings = TextProbeSettings(window=args.window, local=args.L, min_target=args.min_target or args.window // 2,
-                                 candidates_per_doc=args.candidates, targets_per_doc=args.targets, min_gain=args.min_gain,
-                                 ks=ks, confirm_top=args.confirm_top, seed=args.seed)
+    try:
+        settings = TextProbeSettings(window=args.window, local=args.L, min_target=args.min_target or args.window // 2,
+                                     windows_per_doc=args.windows, positions_per_window=args.positions,
+                                     max_targets=args.targets, min_gain=args.min_gain, ks=ks,
+                                     confirm_top=args.confirm_top, seed=args.seed)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     compare = tuple(k for k in (args.compare or "").split(",") if k)
     print(run_probe(args.target, args.root, settings, documents=args.documents, examples=args.examples,
                     control=not args.no_control, out=args.out, compare=compare))
@@ -505,10 +527,12 @@ def _add_probe(sub, parents):
                     help="targets t in [min-target, window) (default: window / 2)")
     pb.add_argument("--documents", type=_whole(1, MAX_COUNT), default=20,
                     help="documents: the longest State of the Union addresses (smollm2) or held-out documents (lm run)")
-    pb.add_argument("--candidates", type=_whole(1, MAX_COUNT), default=12,
-                    help="random target positions screened per document")
-    pb.add_argument("--targets", type=_whole(1, MAX_COUNT), default=1,
-                    help="probed targets per document (among g >= --min-gain)")
+    pb.add_argument("--windows", type=_whole(1, MAX_COUNT), default=1,
+                    help="disjoint windows of --window tokens per document (text)")
+    pb.add_argument("--positions", type=_whole(1, MAX_COUNT), default=12,
+                    help="random target positions screened per window (text)")
+    pb.add_argument("--targets", type=_whole(1, MAX_COUNT), default=1000,
+                    help="probed targets at most, drawn among positions with g >= --min-gain (text)")
     pb.add_argument("--min-gain", type=float, default=0.5, help="least long-context gain g in nats to probe")
     pb.add_argument("--ks", default="1,2,4,8,16,32", help="k values: attributed vs random recovery; s grid (text)")
     pb.add_argument("--confirm-top", type=_whole(1, MAX_COUNT), default=8,
@@ -516,10 +540,11 @@ def _add_probe(sub, parents):
     pb.add_argument("--examples", type=_whole(1, MAX_EXAMPLES), default=200, help="examples (synthetic run)")
     pb.add_argument("--seed", type=_whole(0, MAX_SEED - 1), default=0, help="random seed of the probe's sampling")
     pb.add_argument("--threads", type=_whole(1, MAX_PROCESSES), default=1, help="torch threads")
-    pb.add_argument("--no-control", action="store_true", help="skip the shuffled-sentences control (text)")
+    pb.add_argument("--no-control", action="store_true",
+                    help="skip the control: distant tokens taken from another document (text)")
     pb.add_argument("--out", help="write the report (.md) or all records (.json)")
-    pb.add_argument("--compare", help="with a language-model reference run: run keys trained at L whose recovered "
-                                      "fraction r of the reference gain is reported for sparse vs dense targets")
+    pb.add_argument("--compare", help="with a language-model reference run: runs trained at L whose recovered share R "
+                                      "of the reference gain is reported for sparse vs dense targets")
     pb.set_defaults(func=cmd_probe)
 
 

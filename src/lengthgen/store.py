@@ -45,11 +45,11 @@ STATUSES = ("running", "finished", "diverged", "failed")
 DONE_STATUSES = ("finished", "diverged")
 BUSY_TIMEOUT_S = 2.0  # one attempt's wait for a lock; sweep writers hold it for milliseconds
 LOCK_WAIT_S = 20.0  # all attempts together, then "locked by another process"
-SCHEMA_VERSION = 3  # PRAGMA user_version; 0 is the layout before it was set (no run owners)
+SCHEMA_VERSION = 4  # PRAGMA user_version; 0 is the layout before it was set (no run owners)
 # Columns a store of an older version gains when opened: run owners (after version 0), the
 # machine and software a run trained on (after version 2).
 ADDED_COLUMNS = {"pid": "INTEGER", "heartbeat": "TEXT", "environment": "TEXT"}
-READABLE_VERSIONS = (0, 2, SCHEMA_VERSION)  # older layouts gain ADDED_COLUMNS and new tables
+READABLE_VERSIONS = (0, 2, 3, SCHEMA_VERSION)  # older layouts gain ADDED_COLUMNS and new tables
 KEY_PREFIX = 8  # characters of a run key shown in tables and legends (any unique prefix selects the run)
 STALE_AFTER_S = 6 * 3600  # a running run on another host whose heartbeat is older is stale
 
@@ -108,6 +108,15 @@ CREATE TABLE IF NOT EXISTS evals (
     count INTEGER,
     evaluated_at TEXT NOT NULL,
     UNIQUE (run_key, lo, hi, grp, metric)
+);
+CREATE TABLE IF NOT EXISTS analyses (
+    experiment TEXT NOT NULL,
+    name TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    result TEXT NOT NULL,
+    version TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (experiment, name)
 );
 CREATE TABLE IF NOT EXISTS decisions (
     experiment TEXT NOT NULL,
@@ -397,6 +406,25 @@ class ResultsStore:
         so that reports can show them without re-running the protocol's logic."""
         self._write(lambda c: c.execute("INSERT OR REPLACE INTO decisions (experiment, cell, decision, updated_at) "
                                         "VALUES (?, ?, ?, ?)", (experiment, cell, json.dumps(decision), _now())))
+
+    def put_analysis(self, experiment: str, name: str, settings: dict, result: dict):
+        """Record (replacing) an analysis of an experiment's finished runs, e.g. the language probe,
+        with the settings it ran under and this package's version."""
+        self._write(lambda c: c.execute(
+            "INSERT OR REPLACE INTO analyses (experiment, name, settings, result, version, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (experiment, name, json.dumps(settings, sort_keys=True), json.dumps(result),
+                                          __version__, _now())))
+
+    def analysis(self, experiment: str, name: str) -> dict | None:
+        """{experiment, name, settings, result, version, created_at} of a stored analysis, or None."""
+        found = [a for a in self.analyses(experiment) if a["name"] == name]
+        return found[0] if found else None
+
+    def analyses(self, experiment: str | None = None) -> list[dict]:
+        """Stored analyses as in `analysis`, by experiment and name."""
+        where, params = _filters(("experiment", experiment))
+        rows = self._read(f"SELECT * FROM analyses {where} ORDER BY experiment, name", params)
+        return [{**r, "settings": json.loads(r["settings"]), "result": json.loads(r["result"])} for r in rows]
 
     def put_evals(self, key: str, rows: list[dict]) -> None:
         """Record `lengthgen eval` results of run `key`, replacing earlier ones of the same bins."""

@@ -4,10 +4,11 @@ A run key (or models/<key>.pt) of a single-answer synthetic task (sparse_parity,
 kgram_lookup) is probed on its training lengths with exact leave-one-out ranking, against the
 planted k. A language-model run (task `lm`) is the reference model: it is probed on the
 held-out documents of its corpus, and with `compare` (runs trained at the short context L) each
-probed target also gets r, the fraction of the reference gain g(t) that the compared model
-recovers when given the full window instead of the last L tokens (DESIGN §4.5's headline, for
-sparse against dense targets). `smollm2` is probed on the longest State of the Union addresses
-(gradient x input, confirmed by ablation), with the control of sentences shuffled across them.
+probed target also gets the compared model's own gain from the whole window over its last L
+tokens, pooled into R, the share of the reference's gain it recovers, for sparse against dense
+targets (analysis/text.py). `smollm2` is probed on the longest State of the Union addresses
+(gradient x input, confirmed by ablation). The control (distant tokens from another document) runs
+unless switched off.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from ..config import ConfigError
 from ..store import write_text
 from .probe import HFScorer, TransformerScorer
 from .synthetic import probe_synthetic, synthetic_summary
-from .text import (TextProbeSettings, format_interval, probe_text, recovered_fraction, recovery_by_sparsity, shuffle_sentences,
-                   summary_markdown, text_summary)
+from .text import (TextProbeSettings, format_interval, pooled_recovery, probe_text, scheme_gains, summary_markdown,
+                   text_summary)
 
 PRETRAINED = ("smollm2",)
 
@@ -39,7 +40,7 @@ def run_probe(target: str, root: str, settings: TextProbeSettings, documents: in
     if target in PRETRAINED:
         report, data = _probe_smollm2(settings, documents, control)
     else:
-        report, data = _probe_run(target, root, settings, examples, documents, compare)
+        report, data = _probe_run(target, root, settings, examples, documents, compare, control)
     wall = time.perf_counter() - started
     report += f"\nwall time {wall:.0f} s on {torch.get_num_threads()} torch thread(s)\n"
     if out is not None:
@@ -81,37 +82,39 @@ def _load_run(target: str, root: str):
 
 
 def _probe_lm(path: Path, model, cfg, task, st: TextProbeSettings, documents: int, root: str,
-              compare: tuple[str, ...]) -> tuple[str, dict]:
-    data = task.data
-    docs = [(name, data.valid_document(i).astype(np.int64)) for i, name in enumerate(data.valid_ids)]
-    docs = [(name, ids) for name, ids in docs if len(ids) >= st.window][:documents]
+              compare: tuple[str, ...], control: bool) -> tuple[str, dict]:
+    from ..store import ResultsStore
+    from .study import held_out_documents
+
+    docs = held_out_documents(cfg, ResultsStore(root), st.window, documents)
     if not docs:
         raise ConfigError(f"no held-out document of {cfg.task.name!r} has the probe window's {st.window} tokens")
-    targets, screened = probe_text(TransformerScorer(model), docs, st)
+    targets, screened, ws = probe_text(TransformerScorer(model), docs, st, control=control)
     summary = text_summary(targets, screened, st.ks, st.seed)
     title = (f"{cfg.name or path.stem} (reference) on {len(docs)} held-out documents: L = {st.local}, "
-             f"full context {st.window} tokens, targets t in [{st.min_target}, {st.window})")
+             f"window {st.window} tokens, targets t in [{st.min_target}, {st.window})")
     report = summary_markdown(title, summary)
     records = {"target": str(path), "settings": asdict(st), "summary": summary, "records": targets,
                "screened": screened, "compared": {}}
-    by_doc = dict(docs)
+    by_window = {w.name: w.ids for w in ws}
     for key in compare:
         other_path, other, other_cfg, _ = _load_run(key, root)
-        rows = recovered_fraction(TransformerScorer(other), targets, by_doc, st.local)
-        stats = recovery_by_sparsity(rows, max(st.ks), st.seed)
+        rows = scheme_gains(TransformerScorer(other), targets, by_window, st.local)
+        stats = pooled_recovery(rows, st.seed)
         records["compared"][other_cfg.name or key] = {"rows": rows, "summary": stats}
-        report += (f"\n{other_cfg.name or key}: fraction r of the reference gain recovered at {st.window} tokens "
-                   f"(trained at {other_cfg.task.train_lengths[1]}): sparse (s <= 4) {format_interval(stats['sparse'])} "
-                   f"over {stats['n_sparse']} targets, dense (s > {max(st.ks)}) {format_interval(stats['dense'])} over "
-                   f"{stats['n_dense']}\n")
+        report += (f"\n{other_cfg.name or key}: share R of the reference gain recovered at {st.window} tokens "
+                   f"(trained at {other_cfg.task.train_lengths[1]}): all {format_interval(stats['R'])}, sparse (s <= 4) "
+                   f"{format_interval(stats['R_sparse'])} over {stats['n_sparse']} targets, dense (s > 16) "
+                   f"{format_interval(stats['R_dense'])} over {stats['n_dense']}, difference "
+                   f"{format_interval(stats['delta'])}\n")
     return report, records
 
 
 def _probe_run(target: str, root: str, st: TextProbeSettings, examples: int, documents: int = 20,
-               compare: tuple[str, ...] = ()) -> tuple[str, dict]:
+               compare: tuple[str, ...] = (), control: bool = True) -> tuple[str, dict]:
     path, model, cfg, task = _load_run(target, root)
     if task.evaluation == "context_buckets":
-        return _probe_lm(path, model, cfg, task, st, documents, root, compare)
+        return _probe_lm(path, model, cfg, task, st, documents, root, compare, control)
     if compare:
         raise ConfigError("--compare needs a language-model reference run (task lm)")
     lengths = tuple(cfg.task.train_lengths)
@@ -141,21 +144,13 @@ def _probe_smollm2(st: TextProbeSettings, documents: int, control: bool) -> tupl
         return [(name, ids) for name, ids in docs if len(ids) >= st.window]
 
     t0 = time.perf_counter()
-    targets, screened = probe_text(scorer, tokenized(texts), st)
+    targets, screened, _ = probe_text(scorer, tokenized(texts), st, control=control)
     probe_s = time.perf_counter() - t0
     summary = text_summary(targets, screened, st.ks, st.seed)
     data = {"target": "smollm2", "settings": asdict(st), "documents": [n for n, _ in texts], "load_s": load_s,
             "probe_s": probe_s, "summary": summary, "records": targets, "screened": screened}
-    ctrl = None
-    if control:
-        shuffled = shuffle_sentences([t for _, t in texts], np.random.default_rng([st.seed, 3]))
-        t0 = time.perf_counter()
-        _, ctrl_screened = probe_text(scorer, tokenized([(f"shuffled-{i}", t) for i, t in enumerate(shuffled)]), st,
-                                      probe=False)
-        ctrl = text_summary([], ctrl_screened, st.ks, st.seed)
-        data.update(control=ctrl, control_screened=ctrl_screened, control_s=time.perf_counter() - t0)
     title = (f"SmolLM2-135M-Instruct on the {len(texts)} longest State of the Union addresses: "
              f"L = {st.local}, full context {st.window} tokens, targets t in [{st.min_target}, {st.window})")
-    report = summary_markdown(title, summary, ctrl)
-    report += f"\nload {load_s:.0f} s, probe {probe_s:.0f} s" + (f", control {data['control_s']:.0f} s" if control else "")
+    report = summary_markdown(title, summary)
+    report += f"\nload {load_s:.0f} s, probe {probe_s:.0f} s (control included)"
     return report + "\n", data

@@ -210,7 +210,7 @@ def probe_query(scorer: Scorer, q: Query, ks: Sequence[int], search_ks: Sequence
     random = (loss_base - loss[1 + len(sizes):]) / gain
     s = next((k for k in sorted(search_ks) if attributed[min(k, n)] >= threshold), None)
     return {**q.info, "gain": gain, "loss_full": loss_full, "loss_base": loss_base, "s": s,
-            "top": [int(j) for j in order[:s or 0]],
+            "top": [int(j) for j in order[:s or 0]], "first": int(order[0]) if n else None,
             "attributed": {int(k): float(attributed[min(k, n)]) for k in ks},
             "random": {int(k): float(r) for k, r in zip(ks, random)}}
 

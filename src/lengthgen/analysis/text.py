@@ -1,113 +1,286 @@
-"""The sparsity probe on text (DESIGN §4.5), and its control: sentences shuffled across documents.
+"""The sparsity probe on text, its stitched control, and the pooled statistic.
 
-Per document the first `window` tokens are the full context, at position IDs 0…window-1. Target
-positions t are drawn uniformly from [min_target, window); for each, the local context is the
-last `local` tokens (t-L … t-1) at their original IDs and the distant tokens are 0 … t-L-1.
-Screening scores `candidates_per_doc` random positions (one full pass plus one short pass each);
-among those with g >= `min_gain`, up to `targets_per_doc` random ones are probed.
+Windows: from each held-out document of >= `window` tokens, up to `windows_per_doc` disjoint
+windows of `window` tokens (random ones among the document's aligned slots), each at position IDs
+0 … window-1. Screening draws `positions_per_window` target positions t in [min_target, window)
+per window and measures the reference's long-context gain
+
+    g(t) = loss(t | kept) - loss(t | the whole window before t),   kept = {0} + [t-L, t)
+
+The window's first token is kept because it is an attention sink: without it the short context
+lacks what every trained context starts with, and the probe would credit the sink as a distant
+dependency. Targets with g >= `min_gain` (up to `max_targets`, drawn at random) are probed: s(t)
+is the fewest attributed distant tokens (candidates 1 … t-L-1) that recover half of g.
+
+Stitched control: the same targets with their distant tokens (1 … t-L-1) taken from a window of
+another document, the kept tokens unchanged. A gain that is real long-range dependency vanishes
+there; one that is position or length alone does not.
+
+Pooled statistic, per model trained at context L (`scheme_gains`): its own gain at a target is
+loss(last L tokens, at IDs 0 … L-1: how it was trained) - loss(the whole window before t), and
+
+    R(group) = sum of its gains / sum of the reference's g,   over the group's targets
+    Delta    = R(sparse: s <= 4) - R(dense: s > 16 or none within the grid)
+
+with 95% intervals from resampling documents (targets travel with their document).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from .probe import Query, Scorer, bootstrap_mean, probe_query
 
+SPARSE_AT_MOST = 4  # s <= 4: sparse targets
+DENSE_ABOVE = 16  # s > 16 (or none within the grid): dense targets
+
 
 @dataclass
 class TextProbeSettings:
-    window: int = 512  # full context F
-    local: int = 128  # L
-    min_target: int = 256  # targets t in [min_target, window)
-    candidates_per_doc: int = 8
-    targets_per_doc: int = 2
-    min_gain: float = 0.5  # nats
+    window: int = 128  # full context W (targets sit inside it)
+    local: int = 32  # L: the last L tokens are the short context
+    min_target: int = 64  # targets t in [min_target, window)
+    windows_per_doc: int = 4
+    positions_per_window: int = 8
+    min_gain: float = 0.5  # nats: targets probed
+    max_targets: int = 1000
     ks: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     confirm_top: int = 8  # gradient candidates re-ranked by ablation
     threshold: float = 0.5
     seed: int = 0
 
     def __post_init__(self):
+        self.ks = tuple(self.ks)
         if not 0 < self.local < self.min_target < self.window:
             raise ValueError(f"text probe: need 0 < local ({self.local}) < min_target ({self.min_target}) "
                              f"< window ({self.window})")
-        if self.confirm_top < 1 or self.candidates_per_doc < 1 or self.targets_per_doc < 1:
-            raise ValueError("text probe: confirm_top, candidates_per_doc and targets_per_doc must be >= 1")
+        counts = (self.confirm_top, self.windows_per_doc, self.positions_per_window, self.max_targets)
+        if min(counts) < 1:
+            raise ValueError("text probe: confirm_top, windows_per_doc, positions_per_window and max_targets must be >= 1")
+        if self.positions_per_window > self.window - self.min_target:
+            raise ValueError(f"text probe: positions_per_window ({self.positions_per_window}) exceeds the "
+                             f"{self.window - self.min_target} target positions of a window")
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"text probe: ks must be whole numbers >= 1, got {self.ks}")
 
 
-def shuffle_sentences(texts: list[str], rng: np.random.Generator) -> list[str]:
-    """The control: all sentences pooled and shuffled, each document keeping its sentence count."""
-    split = [re.split(r"(?<=[.!?])\s+", t.strip()) for t in texts]
-    pool = [s for sentences in split for s in sentences]
-    order = rng.permutation(len(pool))
-    out, i = [], 0
-    for sentences in split:
-        out.append(" ".join(pool[j] for j in order[i:i + len(sentences)]))
-        i += len(sentences)
+@dataclass
+class Window:
+    doc: str  # the document it comes from: the unit intervals resample
+    name: str  # doc@offset
+    ids: np.ndarray
+
+
+def windows(docs: list[tuple[str, np.ndarray]], st: TextProbeSettings, rng: np.random.Generator) -> list[Window]:
+    out = []
+    for doc, ids in docs:
+        slots = len(ids) // st.window
+        for slot in np.sort(rng.permutation(slots)[:st.windows_per_doc]):
+            start = int(slot) * st.window
+            out.append(Window(doc, f"{doc}@{start}", np.asarray(ids[start:start + st.window], dtype=np.int64)))
     return out
 
 
-def screen(scorer: Scorer, ids: np.ndarray, st: TextProbeSettings, rng: np.random.Generator) -> list[dict]:
-    """g(t) at random target positions of one document."""
-    ids = ids[:st.window]
-    pos = np.arange(len(ids))
-    full = scorer.token_losses(ids, pos)  # full[t-1] = loss of ids[t] given ids[:t]
-    ts = np.sort(rng.choice(np.arange(st.min_target, len(ids)), size=st.candidates_per_doc, replace=False))
-    local = scorer.losses([(ids[t - st.local:t], pos[t - st.local:t]) for t in ts], ids[ts])
-    return [{"t": int(t), "loss_full": float(full[t - 1]), "loss_local": float(lo), "gain": float(lo - full[t - 1])}
-            for t, lo in zip(ts, local)]
+def kept_context(ids: np.ndarray, t: int, local: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.r_[0, t - local:t]
+    return ids[idx], idx
 
 
-def text_query(ids: np.ndarray, t: int, local: int, info: dict) -> Query:
-    return Query(ids[:t], np.arange(t), int(ids[t]), kept=np.arange(t - local, t), candidates=np.arange(t - local),
-                 info={"t": t, **info})
+def stitched(ids: np.ndarray, donor: np.ndarray, t: int, local: int) -> np.ndarray:
+    """The context before t with its distant tokens 1 … t-L-1 from `donor` (another document)."""
+    return np.r_[ids[:1], donor[1:t - local], ids[t - local:t]]
 
 
-def probe_text(scorer: Scorer, docs: list[tuple[str, np.ndarray]], st: TextProbeSettings,
-               probe: bool = True) -> tuple[list[dict], list[dict]]:
-    """(probed target records, screened positions) over documents of >= window tokens."""
-    rng = np.random.default_rng(st.seed)
-    targets, screened = [], []
-    for name, ids in docs:
-        rows = [{"doc": name, **r} for r in screen(scorer, ids, st, rng)]
-        screened += rows
-        if not probe:
-            continue
-        gaining = [r for r in rows if r["gain"] >= st.min_gain]
-        for r in (gaining[i] for i in rng.permutation(len(gaining))[:st.targets_per_doc]):
-            q = text_query(ids, r["t"], st.local, {"doc": name})
-            targets.append(probe_query(scorer, q, st.ks, st.ks, rng, "gradient", st.confirm_top, st.threshold))
-    return targets, screened
-
-
-def recovered_fraction(scorer: Scorer, targets: list[dict], docs: dict[str, np.ndarray], local: int) -> list[dict]:
-    """Per probed target (of a reference model): r = (loss given the last `local` tokens − loss given
-    the whole prefix) under `scorer`'s model, divided by the reference's gain g(t)."""
+def screen(scorer: Scorer, w: Window, donor: Window | None, st: TextProbeSettings,
+           rng: np.random.Generator) -> list[dict]:
+    """g(t) at random target positions of one window, and with `donor`, the stitched control's g."""
+    pos = np.arange(len(w.ids))
+    full = scorer.token_losses(w.ids, pos)  # full[t-1] = loss of ids[t] given ids[:t]
+    ts = np.sort(rng.choice(np.arange(st.min_target, len(w.ids)), size=st.positions_per_window, replace=False))
+    contexts = [kept_context(w.ids, t, st.local) for t in ts]
+    if donor is not None:
+        contexts += [(stitched(w.ids, donor.ids, t, st.local), pos[:t]) for t in ts]
+    loss = scorer.losses(contexts, [int(w.ids[t]) for t in ts] * (2 if donor is not None else 1))
     rows = []
-    for r in targets:
-        ids, t = docs[r["doc"]], r["t"]
-        pos = np.arange(t)
-        full, last = scorer.losses([(ids[:t], pos), (ids[t - local:t], pos[t - local:])], [int(ids[t])] * 2)
-        rows.append({"doc": r["doc"], "t": t, "s": r["s"], "reference_gain": r["gain"],
-                     "gain": float(last - full), "r": float((last - full) / r["gain"])})
+    for i, t in enumerate(ts):
+        row = {"doc": w.doc, "window": w.name, "t": int(t), "loss_full": float(full[t - 1]),
+               "loss_kept": float(loss[i]), "gain": float(loss[i] - full[t - 1])}
+        if donor is not None:
+            row.update(donor=donor.name, stitched_gain=float(loss[i] - loss[len(ts) + i]))
+        rows.append(row)
     return rows
 
 
-def recovery_by_sparsity(rows: list[dict], dense_above: int, seed: int = 0, sparse_at_most: int = 4) -> dict:
-    """Mean r for sparse targets (s <= sparse_at_most) and dense ones (s > dense_above, or no s found),
-    each with a 95% interval clustered by document."""
-    rng = np.random.default_rng([seed, 4])
-    out = {}
-    for name, keep in (("sparse", lambda s: s is not None and s <= sparse_at_most),
-                       ("dense", lambda s: s is None or s > dense_above)):
-        chosen = [r for r in rows if keep(r["s"])]
-        out[f"n_{name}"] = len(chosen)
-        out[name] = bootstrap_mean(np.array([r["r"] for r in chosen]), np.array([r["doc"] for r in chosen]), rng) \
-            if chosen else None
+def text_query(w: Window, t: int, local: int) -> Query:
+    return Query(w.ids[:t], np.arange(t), int(w.ids[t]), kept=np.r_[0, t - local:t], candidates=np.arange(1, t - local),
+                 info={"doc": w.doc, "window": w.name, "t": t})
+
+
+def probe_text(scorer: Scorer, docs: list[tuple[str, np.ndarray]], st: TextProbeSettings, probe: bool = True,
+               control: bool = True) -> tuple[list[dict], list[dict], list[Window]]:
+    """(probed target records, screened positions, the windows) over documents of >= window tokens."""
+    rng = np.random.default_rng(st.seed)
+    ws = windows(docs, st, rng)
+    screened = []
+    for i, w in enumerate(ws):
+        others = [j for j, o in enumerate(ws) if o.doc != w.doc]
+        donor = ws[others[rng.integers(len(others))]] if control and others else None
+        screened += screen(scorer, w, donor, st, rng)
+    if not probe:
+        return [], screened, ws
+    by_name = {w.name: w for w in ws}
+    gaining = [r for r in screened if r["gain"] >= st.min_gain]
+    chosen = sorted(rng.permutation(len(gaining))[:st.max_targets])
+    ranking = "gradient" if scorer.has_gradients else "ablation"  # scorers without gradients rank exactly
+    targets = [probe_query(scorer, text_query(by_name[gaining[i]["window"]], gaining[i]["t"], st.local), st.ks, st.ks,
+                           rng, ranking, st.confirm_top, st.threshold) for i in chosen]
+    return targets, screened, ws
+
+
+# -- the pooled statistic -------------------------------------------------------------------------
+
+def scheme_gains(scorer: Scorer, targets: list[dict], by_window: dict[str, np.ndarray], local: int) -> list[dict]:
+    """Per probed target: a model's own gain, loss at its training context L (the last L tokens at
+    IDs 0 … L-1) minus loss given the whole window before t; beside the reference's g and s."""
+    contexts, goals = [], []
+    for r in targets:
+        ids, t = by_window[r["window"]], r["t"]
+        contexts += [(ids[t - local:t], np.arange(local)), (ids[:t], np.arange(t))]
+        goals += [int(ids[t])] * 2
+    loss = scorer.losses(contexts, goals) if contexts else np.zeros(0)
+    return [{"doc": r["doc"], "window": r["window"], "t": r["t"], "s": r["s"], "first": r["first"],
+             "reference_gain": r["gain"], "gain": float(loss[2 * i] - loss[2 * i + 1])} for i, r in enumerate(targets)]
+
+
+def is_sparse(s) -> bool:
+    return s is not None and s <= SPARSE_AT_MOST
+
+
+def is_dense(s) -> bool:
+    return s is None or s > DENSE_ABOVE
+
+
+def pooled_recovery(rows: list[dict], seed: int = 0, n_boot: int = 2000) -> dict:
+    """R over all targets, R_sparse, R_dense and Delta = R_sparse - R_dense, each (estimate, lo, hi)
+    with a 95% interval from resampling documents; counts of sparse and dense targets."""
+    docs = sorted({r["doc"] for r in rows})
+    index = {d: i for i, d in enumerate(docs)}
+    # sums[doc, group, (model gain, reference g)] for groups all / sparse / dense
+    sums = np.zeros((len(docs), 3, 2))
+    for r in rows:
+        for g, member in enumerate((True, is_sparse(r["s"]), is_dense(r["s"]))):
+            if member:
+                sums[index[r["doc"]], g] += (r["gain"], r["reference_gain"])
+
+    def shares(total):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = total[..., 0] / total[..., 1]
+        return np.where(total[..., 1] > 0, r, np.nan)
+
+    estimate = shares(sums.sum(0))
+    rng = np.random.default_rng([seed, 5])
+    boot = np.stack([shares(sums[rng.integers(0, len(docs), len(docs))].sum(0)) for _ in range(n_boot)]) \
+        if docs else np.full((1, 3), np.nan)
+    delta = boot[:, 1] - boot[:, 2]
+
+    def interval(value, samples):
+        samples = samples[np.isfinite(samples)]
+        if not np.isfinite(value) or len(samples) == 0:
+            return None
+        lo, hi = np.percentile(samples, [2.5, 97.5])
+        return float(value), float(lo), float(hi)
+
+    return {"R": interval(estimate[0], boot[:, 0]), "R_sparse": interval(estimate[1], boot[:, 1]),
+            "R_dense": interval(estimate[2], boot[:, 2]), "delta": interval(estimate[1] - estimate[2], delta),
+            "n": len(rows), "n_sparse": sum(is_sparse(r["s"]) for r in rows),
+            "n_dense": sum(is_dense(r["s"]) for r in rows), "documents": len(docs)}
+
+
+def distance_strata(local: int, window: int) -> list[tuple[int, int]]:
+    """[L, 2L), [2L, 4L), … up to the window: how far back a target's top-attributed token lies."""
+    edges, lo = [], local
+    while lo < window:
+        edges.append((lo, min(2 * lo, window)))
+        lo *= 2
+    return edges
+
+
+def by_distance(rows: list[dict], local: int, window: int, seed: int = 0) -> list[dict]:
+    """The pooled statistic within each stratum of the top-attributed token's distance t - j."""
+    out = []
+    for lo, hi in distance_strata(local, window):
+        chosen = [r for r in rows if r["first"] is not None and lo <= r["t"] - r["first"] < hi]
+        out.append({"distance": [lo, hi], **pooled_recovery(chosen, seed, n_boot=500)})
     return out
+
+
+# -- the gate and the verdict ----------------------------------------------------------------------
+
+@dataclass
+class Gate:
+    min_positions: int = 1000  # screened held-out positions
+    min_mean_gain: float = 0.05  # nats, with the 95% interval above 0
+    large_gain: float = 0.5  # nats
+    min_large: int = 300  # positions with g >= large_gain
+
+
+def gate_numbers(screened: list[dict], gate: Gate, seed: int = 0) -> dict:
+    """The reference's mean g over the screened positions (95% interval over documents), how many
+    carry g >= large_gain, the stitched control's mean g, and whether the gate passes."""
+    rng = np.random.default_rng([seed, 6])
+    docs = np.array([r["doc"] for r in screened])
+    out = {"positions": len(screened), "documents": len(set(docs.tolist())),
+           "mean_gain": bootstrap_mean(np.array([r["gain"] for r in screened]), docs, rng) if screened else None,
+           "large": sum(r["gain"] >= gate.large_gain for r in screened)}
+    control = [r for r in screened if "stitched_gain" in r]
+    if control:
+        out["stitched_gain"] = bootstrap_mean(np.array([r["stitched_gain"] for r in control]),
+                                              np.array([r["doc"] for r in control]), rng)
+    mean = out["mean_gain"]
+    out["passed"] = bool(out["positions"] >= gate.min_positions and mean is not None and mean[0] >= gate.min_mean_gain
+                         and mean[1] > 0 and out["large"] >= gate.min_large)
+    return out
+
+
+@dataclass
+class Verdict:
+    extrapolates: float = 0.1  # pooled R above which a scheme recovers anything
+    min_group: int = 50  # targets per group for "refutes"
+    margin: float = 0.1  # |Delta| within this (interval) counts as no difference
+
+
+def scheme_verdict(stats: dict, rule: Verdict) -> str:
+    """reproduces | refutes | inconclusive | does not extrapolate, for one scheme's pooled statistic."""
+    if stats["R"] is None or stats["R"][0] <= rule.extrapolates:
+        return "does not extrapolate"
+    delta = stats["delta"]
+    if delta is not None and delta[1] > 0:
+        return "reproduces"
+    enough = min(stats["n_sparse"], stats["n_dense"]) >= rule.min_group
+    if delta is not None and enough and (delta[2] < 0 or (delta[1] >= -rule.margin and delta[2] <= rule.margin)):
+        return "refutes"
+    return "inconclusive"
+
+
+def study_verdict(gate: dict, per_scheme: dict[str, str]) -> str:
+    """One line: the gate first; then the schemes that extrapolate must agree."""
+    if not gate["passed"]:
+        return "inconclusive: the reference does not use long context"
+    judged = {s: v for s, v in per_scheme.items() if v != "does not extrapolate"}
+    if not judged:
+        return "inconclusive: no scheme trained at L recovers more than a tenth of the reference's gain"
+    if all(v == "reproduces" for v in judged.values()):
+        return "reproduces"
+    if all(v == "refutes" for v in judged.values()):
+        return "refutes"
+    return "inconclusive: " + ", ".join(f"{s} {v}" for s, v in judged.items())
+
+
+def format_interval(v) -> str:
+    """(mean, lo, hi) as "mean [lo, hi]"; "–" for None (nothing to average)."""
+    return "–" if v is None else f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
 
 
 def text_summary(targets: list[dict], screened: list[dict], ks, seed: int = 0) -> dict:
@@ -118,6 +291,10 @@ def text_summary(targets: list[dict], screened: list[dict], ks, seed: int = 0) -
         groups = np.array([r["doc"] for r in screened])
         out["screened_gain"] = bootstrap_mean(np.array([r["gain"] for r in screened]), groups, rng)
         out["screened"] = len(screened)
+        control = [r for r in screened if "stitched_gain" in r]
+        if control:
+            out["stitched_gain"] = bootstrap_mean(np.array([r["stitched_gain"] for r in control]),
+                                                  np.array([r["doc"] for r in control]), rng)
     if not targets:
         return out
     docs = np.array([r["doc"] for r in targets])
@@ -135,25 +312,21 @@ def text_summary(targets: list[dict], screened: list[dict], ks, seed: int = 0) -
     return out
 
 
-def format_interval(v) -> str:
-    """(mean, lo, hi) as "mean [lo, hi]"; "–" for None (nothing to average)."""
-    return "–" if v is None else f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
-
-
-def summary_markdown(title: str, summary: dict, control: dict | None = None) -> str:
+def summary_markdown(title: str, summary: dict) -> str:
     lines = [f"### {title}", ""]
     if "screened_gain" in summary:
-        lines.append(f"- mean g over {summary['screened']} random target positions: {format_interval(summary['screened_gain'])} nats")
-    if control is not None and "screened_gain" in control:
-        lines.append(f"- control (sentences shuffled across documents), mean g over {control['screened']} positions: "
-                     f"{format_interval(control['screened_gain'])} nats")
+        lines.append(f"- mean g over {summary['screened']} random target positions: "
+                     f"{format_interval(summary['screened_gain'])} nats")
+    if "stitched_gain" in summary:
+        lines.append(f"- control (distant tokens from another document), mean g at the same positions: "
+                     f"{format_interval(summary['stitched_gain'])} nats")
     lines.append(f"- probed targets (g >= threshold): {summary['targets']} from {summary['documents']} documents")
     if summary["targets"]:
         lines.append(f"- mean g of probed targets: {format_interval(summary['gain'])} nats")
         dist = ", ".join(f"s={k}: {n}" for k, n in summary["s_distribution"].items())
         lines += [f"- distribution of s(t): {dist}", "",
                   "| k | recovered, attributed | recovered, random | attributed - random |", "|---|---|---|---|"]
-        lines += [f"| {r['k']} | {format_interval(r['attributed'])} | {format_interval(r['random'])} | {format_interval(r['difference'])} |"
-                  for r in summary["recovery"]]
+        lines += [f"| {r['k']} | {format_interval(r['attributed'])} | {format_interval(r['random'])} | "
+                  f"{format_interval(r['difference'])} |" for r in summary["recovery"]]
     lines.append("")
     return "\n".join(lines)

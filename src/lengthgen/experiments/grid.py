@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..config import ConfigError, RunConfig, load_run_config, merged, read_yaml
 
-EXPERIMENT_FIELDS = {"experiment", "description", "base", "runs", "grid", "protocol", "ensemble"}
+EXPERIMENT_FIELDS = {"experiment", "description", "base", "runs", "grid", "protocol", "ensemble", "study"}
 MAX_POINTS = 10_000  # runs of one experiment file; the largest preset has a few hundred
 
 

@@ -32,6 +32,7 @@ class Plan:
     address: str | None = None
     ensemble: int = 1  # runs trained together (mode "ensemble")
     protocol: ProtocolConfig | None = None
+    study: dict | None = None  # the file's `study` section, run on the finished runs (analysis/study.py)
 
     def keys(self) -> list[str]:
         return [c.key() for c in self.configs]
@@ -89,8 +90,8 @@ def plan(path: str | Path, *, only: str | None = None, executor: str = "sequenti
         if executor != "sequential":
             raise ConfigError(f"ensembles train in this process: use --executor sequential with an ensemble size "
                               f"(got --executor {executor!r})")
-        return Plan(experiment, "ensemble", configs, ensemble=size)
-    return Plan(experiment, "sweep", configs, executor, workers, threads, address)
+        return Plan(experiment, "ensemble", configs, ensemble=size, study=spec.get("study"))
+    return Plan(experiment, "sweep", configs, executor, workers, threads, address, study=spec.get("study"))
 
 
 def execute(plan: Plan, store: ResultsStore, progress: Progress | None = None) -> Outcome:

@@ -15,7 +15,7 @@ from rich.console import Console
 from ..store import DONE_STATUSES, ResultsStore, write_text
 from .claims import coupling_gains, gain_table, slope_table, sparsity_slopes
 from .curves import plot_curves
-from .language import loss_table, plot_loss_by_position
+from .language import loss_table, plot_loss_by_position, study_markdown
 from .plots import plot_bins
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
 from .selection import selection_cells, selection_summary, selection_table, write_selection
@@ -130,18 +130,27 @@ def _write_figures(store: ResultsStore, experiment: str | None, metric: str, out
 
 def _language_report(store: ResultsStore, experiment: str | None, out_dir, markdown: bool, console: Console
                      ) -> list[Path]:
+    """Loss per position bucket at each context, then the experiment's stored study (gate, pooled
+    statistic, verdict) when it has one; with `markdown` and an out_dir also `<experiment>_loss.md`."""
     columns, rows = loss_table(store, experiment)
     if not rows:
         console.print("no finished language-modelling runs" + (f" in experiment {experiment!r}" if experiment else ""))
         return []
     title = "loss (nats) per position bucket at each context (ext: context-extension method)"
     paths = []
+    stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_loss")
     if out_dir is not None:
-        stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_loss")
         paths.append(plot_loss_by_position(store, experiment, Path(out_dir) / f"{stem}_by_position.png"))
+    study = study_markdown(store, experiment)
     if markdown:
         text = f"### {title}\n\n{markdown_table(columns, rows)}\n" + "".join(f"\n![{p.stem}]({p.name})\n" for p in paths)
+        text += "" if study is None else "\n" + study
         console.print(text, markup=False, highlight=False, soft_wrap=True)
+        if out_dir is not None:
+            paths.append(Path(out_dir) / f"{stem}.md")
+            write_text(paths[-1], text)
     else:
         print_table(columns, rows, title, console)
+        if study is not None:
+            console.print("\n" + study, markup=False, highlight=False, soft_wrap=True)
     return paths

@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 
-from ..store import DONE_STATUSES, ResultsStore
+from ..analysis.study import ANALYSIS
+from ..analysis.text import (Gate, Verdict, by_distance, distance_strata, format_interval, gate_numbers, pooled_recovery,
+                             scheme_verdict, study_verdict)
+from ..store import DONE_STATUSES, ResultsStore, short_key
 from .claims import experiment_point
 from .plots import panels, save_figure
 from .tables import bin_label
@@ -62,3 +65,63 @@ def plot_loss_by_position(store: ResultsStore, experiment: str | None, path: str
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return save_figure(fig, path)
+
+
+# -- the study: gate, pooled statistic, verdict ------------------------------------------------------
+
+SOURCE_NOTE = ("g, s and R are our own concrete form of Golowich et al.'s natural-language study (they train OLMo "
+               "models on C4); see docs/natural_language.md.")
+
+
+def study_markdown(store: ResultsStore, experiment: str | None) -> str | None:
+    """The stored study of an experiment (one per seed) as Markdown: the gate, then only if it
+    passes, R, R_sparse, R_dense and Delta per scheme and the verdict; None without a study."""
+    studies = [a for a in store.analyses(experiment) if a["name"].startswith(ANALYSIS)] if experiment else []
+    if not studies:
+        return None
+    return "\n".join(_one_study(a) for a in studies)
+
+
+def _one_study(stored: dict) -> str:
+    settings, result = stored["settings"], stored["result"]
+    st, rule = settings["probe"], Verdict(**settings["verdict"])
+    gate = gate_numbers(result["screened"], Gate(**settings["gate"]), st["seed"])
+    lines = [f"### {stored['name']}: does the recovered long-context gain come from sparse dependencies?", "",
+             f"Reference `{settings['reference']}` ({short_key(result['reference'])}), {result['documents']} held-out "
+             f"documents, windows of {st['window']} tokens, L = {st['local']}, targets t in [{st['min_target']}, "
+             f"{st['window']}); kept context: the window's first token and the last L tokens.", "",
+             f"- gate: mean long-context gain g over {gate['positions']} positions of {gate['documents']} documents: "
+             f"{format_interval(gate['mean_gain'])} nats (needs >= {settings['gate']['min_mean_gain']} with the "
+             f"interval above 0, over >= {settings['gate']['min_positions']} positions); positions with g >= "
+             f"{settings['gate']['large_gain']}: {gate['large']} (needs >= {settings['gate']['min_large']}): "
+             f"**{'passed' if gate['passed'] else 'failed'}**"]
+    if "stitched_gain" in gate:
+        lines.append(f"- control, distant tokens from another document: mean g {format_interval(gate['stitched_gain'])} "
+                     "nats at the same positions")
+    if not gate["passed"]:
+        return "\n".join(lines + ["", f"**Verdict: {study_verdict(gate, {})}.** {SOURCE_NOTE}", ""])
+    summary = result["summary"]
+    dist = ", ".join(f"s={k}: {n}" for k, n in summary.get("s_distribution", {}).items())
+    lines += [f"- probed targets: {summary['targets']} (g >= {st['min_gain']}); s(t): {dist}", "",
+              "| scheme | R, all targets | R, sparse (s <= 4) | R, dense (s > 16) | Δ = sparse − dense | "
+              "sparse / dense targets | verdict |", "|---|---|---|---|---|---|---|"]
+    verdicts = {}
+    for name, scheme in result["schemes"].items():
+        stats = pooled_recovery(scheme["rows"], st["seed"])
+        verdicts[name] = scheme_verdict(stats, rule)
+        lines.append(f"| {name} | {format_interval(stats['R'])} | {format_interval(stats['R_sparse'])} | "
+                     f"{format_interval(stats['R_dense'])} | {format_interval(stats['delta'])} | "
+                     f"{stats['n_sparse']} / {stats['n_dense']} | {verdicts[name]} |")
+    lines += ["", "Δ by how far back the top-attributed distant token lies (t − j):", "",
+              "| scheme | " + " | ".join(f"[{lo}, {hi})" for lo, hi in distance_strata(st["local"], st["window"])) + " |",
+              "|---|" + "---|" * len(distance_strata(st["local"], st["window"]))]
+    for name, scheme in result["schemes"].items():
+        cells = [f"{format_interval(s['delta'])} ({s['n_sparse']}/{s['n_dense']})"
+                 for s in by_distance(scheme["rows"], st["local"], st["window"], st["seed"])]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Statistic: R = Σ(loss at L − loss with the whole window) / Σ g over a group's targets, 95% "
+                  f"intervals from resampling documents. A scheme counts when its R > {rule.extrapolates}; "
+                  f"reproduces: Δ's interval above 0; refutes: >= {rule.min_group} targets per group and Δ's "
+                  f"interval within ±{rule.margin} or below 0.", "",
+              f"**Verdict: {study_verdict(gate, verdicts)}.** {SOURCE_NOTE}", ""]
+    return "\n".join(lines)

@@ -173,6 +173,11 @@ class Task(ABC):
         LM task's trained tokenizer): the results root's `cache/`, given by whoever builds the task
         for a run. Tasks that derive nothing ignore it."""
 
+    def provenance(self) -> dict:
+        """What a stored run must record about where this task's data came from, beyond its
+        parameters (the LM task: which corpus files, and which Python's library). Generated tasks: {}."""
+        return {}
+
     def render(self, ex: Example) -> str:
         """Human-readable form of an example: the full sequence, answer included."""
         if ex.answer_start is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..text.corpus import check_source, load_documents, split_documents
+from ..text.corpus import check_source, corpus_fingerprint, load_documents, split_documents
 from ..text.tokenized import TokenizedCorpus, tokenized_corpus
 from .base import SPECIALS, Example, Task, Vocab, register_task
 
@@ -60,7 +60,8 @@ class LanguageModelling(Task):
             docs = load_documents(self.corpus, self.reader, self.sample_by, self.text_field, self.hf_split,
                                   self.hf_config)
             train, valid = split_documents(docs, self.valid_fraction)
-            self._data = tokenized_corpus(train, valid, self.vocab_size, self.min_frequency, SPECIALS, self.cache_dir)
+            self._data = tokenized_corpus(train, valid, self.vocab_size, self.min_frequency, SPECIALS, self.cache_dir,
+                                          corpus_fingerprint(self.corpus, docs))
         return self._data
 
     @property
@@ -68,6 +69,9 @@ class LanguageModelling(Task):
         if self._vocab is None:
             self._vocab = Vocab(self.data.itos()[len(SPECIALS):])  # the tokenizer puts SPECIALS at ids 0-3
         return self._vocab
+
+    def provenance(self) -> dict:
+        return {"corpus": self.data.source}
 
     def seq_len(self, length: int) -> int:
         return length

@@ -4,6 +4,10 @@ Sources (`corpus`):
 - "sotu": the offline default, every address shipped by the `sotu` package (249 US Presidential
   Annual Messages and State of the Union addresses, 1790-present, including the package's related
   addresses such as Nixon's 1973 series), in the package's chronological order;
+- "stdlib": the source of the running interpreter's standard library, one document per `.py`
+  file (named by its path under the library, in sorted order), test packages and `test_*.py`
+  files excluded, as are installed third-party packages. Nothing is downloaded; another Python
+  version is another corpus, and `corpus_fingerprint` says which one a run used;
 - a path: a `.txt` or `.jsonl` file, or a folder searched recursively for both (files in sorted
   order). A `.txt` file yields one document per file, paragraph ("\\n\\n"-separated) or line,
   as `sample_by` says; a `.jsonl` line yields one document, its `text_field`;
@@ -25,12 +29,16 @@ import hashlib
 import importlib.util
 import json
 import math
+import platform
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 READERS = ("builtin", "datasets")
 SAMPLE_BY = ("document", "paragraph", "line")
 SUFFIXES = (".txt", ".jsonl")
+BUILTIN = ("sotu", "stdlib")  # corpora that need no path
+STDLIB_SKIPPED_FOLDERS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
 
 
 @dataclass(frozen=True)
@@ -55,11 +63,12 @@ def check_source(corpus: str, reader: str, sample_by: str) -> None:
     if missing:
         raise ValueError(f"lm: corpus {corpus!r} with reader {reader!r} needs {', '.join(missing)}: "
                          "pip install 'lengthgen[text]' (and datasets for reader: datasets or hf: corpora)")
-    if corpus == "sotu" or corpus.startswith("hf:"):
+    if corpus in BUILTIN or corpus.startswith("hf:"):
         return
     path = Path(corpus)
     if not path.exists():
-        raise ValueError(f"lm: corpus {corpus!r} is neither 'sotu', 'hf:NAME', nor an existing file or folder")
+        raise ValueError(f"lm: corpus {corpus!r} is none of {', '.join(map(repr, BUILTIN))}, 'hf:NAME', or an "
+                         "existing file or folder")
     if path.is_file() and path.suffix not in SUFFIXES:
         raise ValueError(f"lm: corpus file {corpus!r} must end in {' or '.join(SUFFIXES)}")
 
@@ -135,12 +144,37 @@ def read_sotu() -> list[Document]:
     return [Document(fid, sotu.raw(fid)) for fid in sotu.fileids()]
 
 
+def stdlib_files(root: Path) -> list[Path]:
+    """The standard library's own `.py` files under `root`, tests and installed packages left out."""
+    def kept(path: Path) -> bool:
+        parts = path.relative_to(root).parts
+        return not STDLIB_SKIPPED_FOLDERS.intersection(parts[:-1]) and not parts[-1].startswith("test_")
+
+    return sorted(p for p in root.rglob("*.py") if p.is_file() and kept(p))
+
+
+def read_stdlib(root: Path | None = None) -> list[Document]:
+    root = Path(sysconfig.get_paths()["stdlib"]) if root is None else root
+    return [Document(str(p.relative_to(root)), p.read_text(encoding="utf-8", errors="replace"))
+            for p in stdlib_files(root)]
+
+
+def corpus_fingerprint(corpus: str, docs: list[Document]) -> dict:
+    """What a corpus was, beyond its name: the SHA-256 over its documents' hashes (in order), their
+    count, and for `stdlib` the Python version whose library it is."""
+    digest = hashlib.sha256("".join(d.sha for d in docs).encode()).hexdigest()
+    out = {"corpus": corpus, "documents": len(docs), "sha256": digest}
+    return {**out, "python": platform.python_version()} if corpus == "stdlib" else out
+
+
 def load_documents(corpus: str = "sotu", reader: str = "builtin", sample_by: str = "document",
                    text_field: str = "text", hf_split: str = "train", hf_config: str | None = None) -> list[Document]:
     """The corpus's non-empty documents in source order."""
     check_source(corpus, reader, sample_by)
     if corpus == "sotu":
         docs = read_sotu()
+    elif corpus == "stdlib":
+        docs = read_stdlib()
     elif corpus.startswith("hf:"):
         docs = read_hub(corpus.removeprefix("hf:"), hf_split, text_field, hf_config)
     else:

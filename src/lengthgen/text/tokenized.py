@@ -37,6 +37,7 @@ class TokenizedCorpus:
     valid: np.ndarray  # validation documents, concatenated
     valid_offsets: np.ndarray  # document i is valid[valid_offsets[i]:valid_offsets[i + 1]]
     valid_ids: list[str]
+    source: dict  # `corpus_fingerprint`: which corpus (and Python, for stdlib) the arrays came from
     from_cache: bool = False
 
     def valid_document(self, i: int) -> np.ndarray:
@@ -78,12 +79,12 @@ def encode_documents(tok, docs: list[Document], bos: int) -> tuple[np.ndarray, n
 
 
 def build(train: list[Document], valid: list[Document], vocab_size: int, min_frequency: int,
-          specials: tuple[str, ...], key: str) -> TokenizedCorpus:
+          specials: tuple[str, ...], key: str, source: dict) -> TokenizedCorpus:
     tok = train_tokenizer(train, vocab_size, min_frequency, specials)
     bos = tok.token_to_id(specials[1])
     stream, _ = encode_documents(tok, train, bos)
     valid_tokens, offsets = encode_documents(tok, valid, bos)
-    return TokenizedCorpus(key, tok, stream, valid_tokens, offsets, [d.id for d in valid])
+    return TokenizedCorpus(key, tok, stream, valid_tokens, offsets, [d.id for d in valid], source)
 
 
 def save(corpus: TokenizedCorpus, final: Path) -> None:
@@ -93,7 +94,7 @@ def save(corpus: TokenizedCorpus, final: Path) -> None:
     corpus.tokenizer.save(str(tmp / "tokenizer.json"))
     for name in ("train", "valid", "valid_offsets"):
         np.save(tmp / f"{name}.npy", getattr(corpus, name))
-    (tmp / "meta.json").write_text(json.dumps({"valid_ids": corpus.valid_ids}))
+    (tmp / "meta.json").write_text(json.dumps({"valid_ids": corpus.valid_ids, "source": corpus.source}))
     try:
         os.replace(tmp, final)
     except OSError:  # another process finished the same key first: keep theirs
@@ -106,18 +107,20 @@ def load(final: Path, key: str) -> TokenizedCorpus:
     arrays = {name: np.load(final / f"{name}.npy", allow_pickle=False) for name in ("train", "valid", "valid_offsets")}
     meta = json.loads((final / "meta.json").read_text())
     return TokenizedCorpus(key, Tokenizer.from_file(str(final / "tokenizer.json")), arrays["train"], arrays["valid"],
-                           arrays["valid_offsets"], meta["valid_ids"], from_cache=True)
+                           arrays["valid_offsets"], meta["valid_ids"], meta.get("source", {}), from_cache=True)
 
 
 def tokenized_corpus(train: list[Document], valid: list[Document], vocab_size: int, min_frequency: int,
-                     specials: tuple[str, ...], cache_dir: Path | None = None) -> TokenizedCorpus:
-    """The corpus as token arrays, from the cache when it holds this key, else built (and cached)."""
+                     specials: tuple[str, ...], cache_dir: Path | None = None, source: dict | None = None
+                     ) -> TokenizedCorpus:
+    """The corpus as token arrays, from the cache when it holds this key, else built (and cached).
+    source: what the documents are (`corpus_fingerprint`), kept with the arrays."""
     key = cache_key(train, valid, vocab_size, min_frequency, specials)
     if cache_dir is None:
-        return build(train, valid, vocab_size, min_frequency, specials, key)
+        return build(train, valid, vocab_size, min_frequency, specials, key, source or {})
     final = Path(cache_dir) / "lm_corpus" / key
     if final.is_dir():
         return load(final, key)
-    corpus = build(train, valid, vocab_size, min_frequency, specials, key)
+    corpus = build(train, valid, vocab_size, min_frequency, specials, key, source or {})
     save(corpus, final)
     return corpus

@@ -213,6 +213,6 @@ def finish(cfg: RunConfig, store: ResultsStore, model, task: Task, state: RunSta
                              f"({err.strerror or err}); free some space and rerun the same command: the run resumes "
                              "from its last checkpoint") from None
     store.finish_run(key, status=status, metrics=metrics, curves=state.curves, wall_time=wall, steps_done=state.step,
-                     extra={"stopped_early_at": state.stopped_early_at, **(extra or {})})
+                     extra={"stopped_early_at": state.stopped_early_at, **task.provenance(), **(extra or {})})
     store.drop_checkpoint(key)
     return status
