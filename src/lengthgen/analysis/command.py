@@ -25,7 +25,7 @@ from ..config import ConfigError
 from ..store import write_text
 from .probe import HFScorer, TransformerScorer
 from .synthetic import probe_synthetic, synthetic_summary
-from .text import (TextProbeSettings, format_interval, pooled_recovery, probe_text, scheme_gains, summary_markdown,
+from .text import (GROUPS, TextProbeSettings, format_interval, pooled_recovery, probe_text, scheme_gains, summary_markdown,
                    text_summary)
 
 PRETRAINED = ("smollm2",)
@@ -103,9 +103,9 @@ def _probe_lm(path: Path, model, cfg, task, st: TextProbeSettings, documents: in
         stats = pooled_recovery(rows, st.seed)
         records["compared"][other_cfg.name or key] = {"rows": rows, "summary": stats}
         report += (f"\n{other_cfg.name or key}: share R of the reference gain recovered at {st.window} tokens "
-                   f"(trained at {other_cfg.task.train_lengths[1]}): all {format_interval(stats['R'])}, sparse (s <= 4) "
-                   f"{format_interval(stats['R_sparse'])} over {stats['n_sparse']} targets, dense (s > 16) "
-                   f"{format_interval(stats['R_dense'])} over {stats['n_dense']}, difference "
+                   f"(trained at {other_cfg.task.train_lengths[1]}): all {format_interval(stats['R'])}, {GROUPS} "
+                   f"{format_interval(stats['R_sparse'])} / {format_interval(stats['R_dense'])} over "
+                   f"{stats['n_sparse']} / {stats['n_dense']} targets, difference "
                    f"{format_interval(stats['delta'])}\n")
     return report, records
 

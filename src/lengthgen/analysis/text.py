@@ -218,6 +218,14 @@ def by_distance(rows: list[dict], local: int, window: int, seed: int = 0) -> lis
 
 # -- the gate and the verdict ----------------------------------------------------------------------
 
+def document_mean(rows: list[dict], field: str, rng: np.random.Generator):
+    """Mean of `field` over rows that have it, with a 95% interval resampling documents; None if none do."""
+    rows = [r for r in rows if field in r]
+    if not rows:
+        return None
+    return bootstrap_mean(np.array([r[field] for r in rows]), np.array([r["doc"] for r in rows]), rng)
+
+
 @dataclass
 class Gate:
     min_positions: int = 1000  # screened held-out positions
@@ -230,14 +238,9 @@ def gate_numbers(screened: list[dict], gate: Gate, seed: int = 0) -> dict:
     """The reference's mean g over the screened positions (95% interval over documents), how many
     carry g >= large_gain, the stitched control's mean g, and whether the gate passes."""
     rng = np.random.default_rng([seed, 6])
-    docs = np.array([r["doc"] for r in screened])
-    out = {"positions": len(screened), "documents": len(set(docs.tolist())),
-           "mean_gain": bootstrap_mean(np.array([r["gain"] for r in screened]), docs, rng) if screened else None,
-           "large": sum(r["gain"] >= gate.large_gain for r in screened)}
-    control = [r for r in screened if "stitched_gain" in r]
-    if control:
-        out["stitched_gain"] = bootstrap_mean(np.array([r["stitched_gain"] for r in control]),
-                                              np.array([r["doc"] for r in control]), rng)
+    out = {"positions": len(screened), "documents": len({r["doc"] for r in screened}),
+           "mean_gain": document_mean(screened, "gain", rng), "large": sum(r["gain"] >= gate.large_gain for r in screened),
+           "stitched_gain": document_mean(screened, "stitched_gain", rng)}
     mean = out["mean_gain"]
     out["passed"] = bool(out["positions"] >= gate.min_positions and mean is not None and mean[0] >= gate.min_mean_gain
                          and mean[1] > 0 and out["large"] >= gate.min_large)
@@ -288,13 +291,8 @@ def text_summary(targets: list[dict], screened: list[dict], ks, seed: int = 0) -
     rng = np.random.default_rng([seed, 2])
     out: dict = {"targets": len(targets), "documents": len({r["doc"] for r in targets})}
     if screened:
-        groups = np.array([r["doc"] for r in screened])
-        out["screened_gain"] = bootstrap_mean(np.array([r["gain"] for r in screened]), groups, rng)
-        out["screened"] = len(screened)
-        control = [r for r in screened if "stitched_gain" in r]
-        if control:
-            out["stitched_gain"] = bootstrap_mean(np.array([r["stitched_gain"] for r in control]),
-                                                  np.array([r["doc"] for r in control]), rng)
+        out.update(screened=len(screened), screened_gain=document_mean(screened, "gain", rng),
+                   stitched_gain=document_mean(screened, "stitched_gain", rng))
     if not targets:
         return out
     docs = np.array([r["doc"] for r in targets])
@@ -312,12 +310,15 @@ def text_summary(targets: list[dict], screened: list[dict], ks, seed: int = 0) -
     return out
 
 
+GROUPS = f"sparse (s <= {SPARSE_AT_MOST}) / dense (s > {DENSE_ABOVE})"
+
+
 def summary_markdown(title: str, summary: dict) -> str:
     lines = [f"### {title}", ""]
     if "screened_gain" in summary:
         lines.append(f"- mean g over {summary['screened']} random target positions: "
                      f"{format_interval(summary['screened_gain'])} nats")
-    if "stitched_gain" in summary:
+    if summary.get("stitched_gain") is not None:
         lines.append(f"- control (distant tokens from another document), mean g at the same positions: "
                      f"{format_interval(summary['stitched_gain'])} nats")
     lines.append(f"- probed targets (g >= threshold): {summary['targets']} from {summary['documents']} documents")

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib import colormaps
 
 from ..analysis.study import ANALYSIS
-from ..analysis.text import (Gate, Verdict, by_distance, distance_strata, format_interval, gate_numbers, pooled_recovery,
+from ..analysis.text import (DENSE_ABOVE, SPARSE_AT_MOST, Gate, Verdict, by_distance, distance_strata, format_interval, gate_numbers, pooled_recovery,
                              scheme_verdict, study_verdict)
 from ..store import DONE_STATUSES, ResultsStore, short_key
 from .claims import experiment_point
@@ -95,7 +95,7 @@ def _one_study(stored: dict) -> str:
              f"interval above 0, over >= {settings['gate']['min_positions']} positions); positions with g >= "
              f"{settings['gate']['large_gain']}: {gate['large']} (needs >= {settings['gate']['min_large']}): "
              f"**{'passed' if gate['passed'] else 'failed'}**"]
-    if "stitched_gain" in gate:
+    if gate["stitched_gain"] is not None:
         lines.append(f"- control, distant tokens from another document: mean g {format_interval(gate['stitched_gain'])} "
                      "nats at the same positions")
     if not gate["passed"]:
@@ -103,7 +103,7 @@ def _one_study(stored: dict) -> str:
     summary = result["summary"]
     dist = ", ".join(f"s={k}: {n}" for k, n in summary.get("s_distribution", {}).items())
     lines += [f"- probed targets: {summary['targets']} (g >= {st['min_gain']}); s(t): {dist}", "",
-              "| scheme | R, all targets | R, sparse (s <= 4) | R, dense (s > 16) | Δ = sparse − dense | "
+              f"| scheme | R, all targets | R, sparse (s <= {SPARSE_AT_MOST}) | R, dense (s > {DENSE_ABOVE}) | Δ = sparse − dense | "
               "sparse / dense targets | verdict |", "|---|---|---|---|---|---|---|"]
     verdicts = {}
     for name, scheme in result["schemes"].items():
@@ -112,9 +112,9 @@ def _one_study(stored: dict) -> str:
         lines.append(f"| {name} | {format_interval(stats['R'])} | {format_interval(stats['R_sparse'])} | "
                      f"{format_interval(stats['R_dense'])} | {format_interval(stats['delta'])} | "
                      f"{stats['n_sparse']} / {stats['n_dense']} | {verdicts[name]} |")
+    strata = distance_strata(st["local"], st["window"])
     lines += ["", "Δ by how far back the top-attributed distant token lies (t − j):", "",
-              "| scheme | " + " | ".join(f"[{lo}, {hi})" for lo, hi in distance_strata(st["local"], st["window"])) + " |",
-              "|---|" + "---|" * len(distance_strata(st["local"], st["window"]))]
+              "| scheme | " + " | ".join(f"[{lo}, {hi})" for lo, hi in strata) + " |", "|---|" + "---|" * len(strata)]
     for name, scheme in result["schemes"].items():
         cells = [f"{format_interval(s['delta'])} ({s['n_sparse']}/{s['n_dense']})"
                  for s in by_distance(scheme["rows"], st["local"], st["window"], st["seed"])]
