@@ -86,6 +86,15 @@ def _root(text: str) -> str:
     return text
 
 
+def _formats(text: str) -> tuple[str, ...]:
+    from .report.plots import check_formats
+
+    try:
+        return check_formats(tuple(f.strip().lower() for f in text.split(",") if f.strip()))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 MAX_COUNT = 10_000  # documents, candidates, targets and re-ranked candidates of a probe
 MAX_PROCESSES = 1024  # workers and threads
 
@@ -246,7 +255,7 @@ def cmd_report(args):
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a folder for plots and Markdown")
     out = report(store, experiment=experiment, metric=metric or "exact_match_greedy", out_dir=out_dir,
-                 markdown=args.markdown, console=_console())
+                 markdown=args.markdown, console=_console(), formats=args.formats)
     for p in out:
         if isinstance(p, Path):
             print(f"wrote {p}")
@@ -473,6 +482,8 @@ def _add_report(sub, parents):
     rep.add_argument("--metric", help="default: exact_match_greedy, or the --preset's reported metric")
     rep.add_argument("--out", help="folder for plots and Markdown (default: <root>/plots)")
     rep.add_argument("--markdown", action="store_true", help="print the tables as Markdown and write them to --out")
+    rep.add_argument("--formats", type=_formats, default=("png",), metavar="LIST",
+                     help="figure files to write, any of png,pdf,svg (default: png)")
     rep.set_defaults(func=cmd_report)
 
 

@@ -2,7 +2,8 @@
 `tables` (every run, pooled over seeds), `sparsity` (per k, Golowich et al.), `predictions`
 (C-RASP predicted vs observed, Huang et al., beside their published numbers from `published`),
 `claims` (the claims' statistics: the sparsity slope, the coupling gain), `selection` (best run,
-held-out selection and success rate where cells have several runs); `plots` draws the figures.
+held-out selection and success rate where cells have several runs); `plots`, `curves` and the views
+draw the figures, which `report` saves.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from matplotlib.figure import Figure
 from rich.console import Console
 
 from ..store import DONE_STATUSES, ResultsStore, write_text
 from .claims import coupling_gains, gain_table, slope_table, sparsity_slopes
-from .curves import plot_curves
+from .curves import plot_curves, plot_training
 from .language import loss_table, plot_loss_by_position
-from .plots import plot_bins
+from .plots import plot_bins, save_figures
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
 from .selection import selection_cells, selection_summary, selection_table, write_selection
 from .sparsity import plot_accuracy_vs_length, sparsity_table
@@ -37,17 +39,19 @@ __all__ = ["report", "Pooled", "markdown_table", "print_table", "results_table",
 
 
 def report(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_greedy",
-           out_dir: str | Path | None = None, markdown: bool = False, console: Console | None = None) -> list[Path]:
-    """Print the tables (rich, or Markdown when `markdown`) and write the plots into out_dir.
+           out_dir: str | Path | None = None, markdown: bool = False, console: Console | None = None,
+           formats: tuple[str, ...] = ("png",)) -> list[Path]:
+    """Print the tables (rich, or Markdown when `markdown`) and write the figures into out_dir, each
+    in every one of `formats` (png, pdf, svg).
 
-    Runs with per-k groups get the sparsity table and plot; the other runs get the per-bin plot. A task
-    with both plain and coupled runs gets the coupling gain table.
-    With `markdown` and an out_dir, the Markdown (plots embedded) is also written to
-    `<experiment>_<metric>.md` there. Returns the paths written.
+    Runs with per-k groups get the sparsity table and plot; the other runs get the per-bin plot; runs
+    that stored training curves get those plotted. A task with both plain and coupled runs gets the
+    coupling gain table. With `markdown` and an out_dir, the Markdown (PNG figures embedded) is also
+    written to `<experiment>_<metric>.md` there. Returns the paths written.
     """
     console = console or Console()
     if metric == "loss":  # language modelling: loss per position bucket at each context
-        return _language_report(store, experiment, out_dir, markdown, console)
+        return _language_report(store, experiment, out_dir, markdown, console, formats)
     results, sparsity = results_table(store, experiment, metric), sparsity_table(store, experiment, metric)
     extra = [(UNFINISHED, unfinished_table(store, experiment)), ("runs that diverged (no metrics)",
                                                                   diverged_table(store, experiment))]
@@ -67,12 +71,13 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     paths = []
     stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_{metric}")
     if out_dir is not None:
-        paths = _write_figures(store, experiment, metric, Path(out_dir), stem, results, sparsity, predictions,
-                               selection)
+        for name, fig in figures(store, experiment, metric, results, sparsity, predictions).items():
+            paths += save_figures(fig, Path(out_dir) / f"{stem}_{name}", formats)
+        if selection:
+            paths.append(write_selection(selection, Path(out_dir) / f"{stem}_selection.json"))
     if markdown:
         text = "\n\n".join([f"### {title}\n\n{markdown_table(*table)}" for title, table in tables]
-                           + [f"![{p.stem}]({p.name})" if p.suffix == ".png" else f"[{p.name}]({p.name})"
-                              for p in paths]) + "\n"
+                           + [_markdown_link(p) for p in paths]) + "\n"
         console.print(text, markup=False, highlight=False, soft_wrap=True)
         if out_dir is not None:
             paths.append(Path(out_dir) / f"{stem}.md")
@@ -108,28 +113,30 @@ def _claim_tables(store: ResultsStore, experiment: str | None, metric: str) -> t
     return tables, predictions, selection
 
 
-def _write_figures(store: ResultsStore, experiment: str | None, metric: str, out_dir: Path, stem: str, results,
-                   sparsity, predictions, selection) -> list[Path]:
-    """The plots (per k, per bin, predicted vs observed) and the selection rules' JSON."""
-    paths = []
+def figures(store: ResultsStore, experiment: str | None, metric: str, results, sparsity, predictions
+            ) -> dict[str, Figure]:
+    """The report's figures by file-name suffix: per k, per bin, learning curves per bin, predicted vs
+    observed, training curves."""
+    out = {}
     sparse_runs = {row[0] for row in sparsity[1]}
     run_column = results[0].index("run")
     if sparse_runs:
-        paths.append(plot_accuracy_vs_length(store, experiment, metric, out_dir / f"{stem}_by_k.png"))
+        out["by_k"] = plot_accuracy_vs_length(store, experiment, metric)
     if any(row[run_column] not in sparse_runs for row in results[1]):
-        paths.append(plot_bins(store, experiment, metric, out_dir / f"{stem}_bins.png"))
-    curves = plot_curves(store, experiment, out_dir / f"{stem}_curves.png")
-    if curves is not None:
-        paths.append(curves)
+        out["bins"] = plot_bins(store, experiment, metric)
+    out["curves"] = plot_curves(store, experiment)
     if predictions:
-        paths.append(plot_predictions(predictions, metric, out_dir / f"{stem}_predictions.png"))
-    if selection:
-        paths.append(write_selection(selection, out_dir / f"{stem}_selection.json"))
-    return paths
+        out["predictions"] = plot_predictions(predictions, metric)
+    out["training"] = plot_training(store, experiment)
+    return {name: fig for name, fig in out.items() if fig is not None}
 
 
-def _language_report(store: ResultsStore, experiment: str | None, out_dir, markdown: bool, console: Console
-                     ) -> list[Path]:
+def _markdown_link(path: Path) -> str:
+    return f"![{path.stem}]({path.name})" if path.suffix == ".png" else f"[{path.name}]({path.name})"
+
+
+def _language_report(store: ResultsStore, experiment: str | None, out_dir, markdown: bool, console: Console,
+                     formats: tuple[str, ...]) -> list[Path]:
     columns, rows = loss_table(store, experiment)
     if not rows:
         console.print("no finished language-modelling runs" + (f" in experiment {experiment!r}" if experiment else ""))
@@ -138,9 +145,9 @@ def _language_report(store: ResultsStore, experiment: str | None, out_dir, markd
     paths = []
     if out_dir is not None:
         stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_loss")
-        paths.append(plot_loss_by_position(store, experiment, Path(out_dir) / f"{stem}_by_position.png"))
+        paths = [plot_loss_by_position(store, experiment, Path(out_dir) / f"{stem}_by_position.{fmt}") for fmt in formats]
     if markdown:
-        text = f"### {title}\n\n{markdown_table(columns, rows)}\n" + "".join(f"\n![{p.stem}]({p.name})\n" for p in paths)
+        text = f"### {title}\n\n{markdown_table(columns, rows)}\n" + "".join(f"\n{_markdown_link(p)}\n" for p in paths)
         console.print(text, markup=False, highlight=False, soft_wrap=True)
     else:
         print_table(columns, rows, title, console)
