@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -255,7 +256,8 @@ def cmd_report(args):
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a folder for plots and Markdown")
     out = report(store, experiment=experiment, metric=metric or "exact_match_greedy", out_dir=out_dir,
-                 markdown=args.markdown, console=_console(), formats=args.formats)
+                 markdown=args.markdown, console=_console(), formats=args.formats, html=args.html,
+                 command=shlex.join(["lengthgen", *args.argv]))
     for p in out:
         if isinstance(p, Path):
             print(f"wrote {p}")
@@ -484,6 +486,8 @@ def _add_report(sub, parents):
     rep.add_argument("--markdown", action="store_true", help="print the tables as Markdown and write them to --out")
     rep.add_argument("--formats", type=_formats, default=("png",), metavar="LIST",
                      help="figure files to write, any of png,pdf,svg (default: png)")
+    rep.add_argument("--html", metavar="FILE", help="also write the whole report (tables, verdicts, figures, the "
+                                                    "commands and machines) as one self-contained HTML file")
     rep.set_defaults(func=cmd_report)
 
 
@@ -536,6 +540,7 @@ def _add_probe(sub, parents):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # the command, as a report records it
     try:
         from .plugins import load_plugins
 

@@ -9,14 +9,20 @@ draw the figures, which `report` saves.
 from __future__ import annotations
 
 import re
+import shlex
+import socket
+import tempfile
 from pathlib import Path
 
 from matplotlib.figure import Figure
 from rich.console import Console
 
-from ..store import DONE_STATUSES, ResultsStore, write_text
+from ..config import ConfigError
+from ..experiments.presets import find_preset
+from ..store import DONE_STATUSES, ResultsStore, environment, write_text
 from .claims import coupling_gains, gain_table, slope_table, sparsity_slopes
 from .curves import plot_curves, plot_training
+from .html import MACHINE_FIELDS, figure_png, html_page, machines_table
 from .language import loss_table, plot_loss_by_position
 from .plots import plot_bins, save_figures
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
@@ -33,6 +39,10 @@ SUMMARY_CAPTION = (
     "selection rules per scheme: judged cells agreeing with the prediction under each rule; share of runs >= 0.9 "
     "(runs pooled over cells); AUC of the prediction against the judged-bin accuracy over all cells, ties 1/2 "
     "(bootstrap over cells, stratified), on Huang et al.'s published numbers beside")
+FIGURE_CAPTIONS = {"by_k": "{metric} per k and length bin, one panel per configuration",
+                   "bins": "{metric} per length bin, one panel per task", "curves": "learning curves per length bin",
+                   "predictions": "{metric}: predicted vs observed per task", "training": "training curves",
+                   "by_position": "loss per position bucket at the longest context"}
 UNFINISHED = "runs not finished (rerun their command to resume them from their checkpoints)"
 __all__ = ["report", "Pooled", "markdown_table", "print_table", "results_table", "sparsity_table",
            "prediction_rows", "prediction_table"]
@@ -40,9 +50,12 @@ __all__ = ["report", "Pooled", "markdown_table", "print_table", "results_table",
 
 def report(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_greedy",
            out_dir: str | Path | None = None, markdown: bool = False, console: Console | None = None,
-           formats: tuple[str, ...] = ("png",)) -> list[Path]:
+           formats: tuple[str, ...] = ("png",), html: str | Path | None = None, command: str | None = None
+           ) -> list[Path]:
     """Print the tables (rich, or Markdown when `markdown`) and write the figures into out_dir, each
-    in every one of `formats` (png, pdf, svg).
+    in every one of `formats` (png, pdf, svg). With `html`, also the whole report as that one
+    self-contained page, naming `command` (default: the `lengthgen report` equivalent of this call)
+    as what regenerates it.
 
     Runs with per-k groups get the sparsity table and plot; the other runs get the per-bin plot; runs
     that stored training curves get those plotted. A task with both plain and coupled runs gets the
@@ -51,7 +64,7 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     """
     console = console or Console()
     if metric == "loss":  # language modelling: loss per position bucket at each context
-        return _language_report(store, experiment, out_dir, markdown, console, formats)
+        return _language_report(store, experiment, out_dir, markdown, console, formats, html, command)
     results, sparsity = results_table(store, experiment, metric), sparsity_table(store, experiment, metric)
     extra = [(UNFINISHED, unfinished_table(store, experiment)), ("runs that diverged (no metrics)",
                                                                   diverged_table(store, experiment))]
@@ -70,8 +83,9 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     tables += claims
     paths = []
     stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_{metric}")
+    figs = figures(store, experiment, metric, results, sparsity, predictions) if out_dir is not None or html is not None else {}
     if out_dir is not None:
-        for name, fig in figures(store, experiment, metric, results, sparsity, predictions).items():
+        for name, fig in figs.items():
             paths += save_figures(fig, Path(out_dir) / f"{stem}_{name}", formats)
         if selection:
             paths.append(write_selection(selection, Path(out_dir) / f"{stem}_selection.json"))
@@ -85,6 +99,9 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     else:
         for title, (columns, rows) in tables:
             print_table(columns, rows, title, console)
+    if html is not None:
+        images = {FIGURE_CAPTIONS[name].format(metric=metric): figure_png(fig) for name, fig in figs.items()}
+        paths.append(write_html(store, experiment, metric, Path(html), tables, images, command))
     return paths
 
 
@@ -135,8 +152,34 @@ def _markdown_link(path: Path) -> str:
     return f"![{path.stem}]({path.name})" if path.suffix == ".png" else f"[{path.name}]({path.name})"
 
 
+def write_html(store: ResultsStore, experiment: str | None, metric: str, path: Path, tables: list,
+               images: dict[str, bytes], command: str | None) -> Path:
+    """The report's page, with the commands that regenerate it and the machines involved."""
+    if command is None:
+        command = shlex.join(["lengthgen", "--root", str(store.root), "report",
+                              *(["--experiment", experiment] if experiment else []), "--metric", metric,
+                              "--html", str(path)])
+    commands = [command]
+    if experiment and _is_preset(experiment):  # trains what is missing, then reports
+        commands.insert(0, shlex.join(["lengthgen", "--root", str(store.root), "run", experiment]))
+    runs = [r for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES]
+    here = {"host": socket.gethostname(), **environment()}
+    title = f"lengthgen report: {experiment or 'all runs'}, {metric}"
+    page = html_page(title, [*tables, machines_table(runs)], images, commands,
+                     {k: here.get(k) for k in MACHINE_FIELDS})
+    return write_text(path, page)
+
+
+def _is_preset(name: str) -> bool:
+    try:
+        find_preset(name)
+    except ConfigError:
+        return False
+    return True
+
+
 def _language_report(store: ResultsStore, experiment: str | None, out_dir, markdown: bool, console: Console,
-                     formats: tuple[str, ...]) -> list[Path]:
+                     formats: tuple[str, ...], html: str | Path | None, command: str | None) -> list[Path]:
     columns, rows = loss_table(store, experiment)
     if not rows:
         console.print("no finished language-modelling runs" + (f" in experiment {experiment!r}" if experiment else ""))
@@ -146,6 +189,11 @@ def _language_report(store: ResultsStore, experiment: str | None, out_dir, markd
     if out_dir is not None:
         stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_loss")
         paths = [plot_loss_by_position(store, experiment, Path(out_dir) / f"{stem}_by_position.{fmt}") for fmt in formats]
+    if html is not None:
+        with tempfile.TemporaryDirectory() as tmp:  # this view's plot function saves the figure itself
+            image = plot_loss_by_position(store, experiment, Path(tmp) / "by_position.png").read_bytes()
+        paths.append(write_html(store, experiment, "loss", Path(html), [(title, (columns, rows))],
+                                {FIGURE_CAPTIONS["by_position"]: image}, command))
     if markdown:
         text = f"### {title}\n\n{markdown_table(columns, rows)}\n" + "".join(f"\n{_markdown_link(p)}\n" for p in paths)
         console.print(text, markup=False, highlight=False, soft_wrap=True)
