@@ -19,14 +19,23 @@ from .progress import DEFAULT_INTERVAL_S, BarProgress, PlainLines, Progress
 DEFAULT_ROOT = "lengthgen-runs"
 
 
-# Kept in step with model.positional.SCHEMES by a test: reading it here would import torch for --help.
+# Kept in step with model.positional.SCHEMES and training.TRACKERS by tests: reading them here would
+# import torch for --help.
 POSITIONAL_SCHEMES = ("abacus", "alibi", "ape", "fire", "nope", "randomized", "rope", "sinusoidal", "t5")
+TRACKERS = ("tensorboard",)
 WIDE = 10_000  # columns of a console that is not a terminal: tables are never cut
 
 
 def _progress(args) -> Progress:
     """A bar on a terminal; plain lines every --log-every seconds when output goes to a file or a pipe."""
     return BarProgress() if sys.stdout.isatty() else PlainLines(args.log_every)
+
+
+def _tracker(args):
+    """The --tracker, writing under the results root; None without one."""
+    from .training import make_tracker
+
+    return make_tracker(args.tracker, args.root) if args.tracker else None
 
 
 def _console():
@@ -124,7 +133,7 @@ def cmd_train(args):
     store = ResultsStore(args.root)
     _note_reused_run(store, cfg, args.force)
     with _progress(args) as progress:
-        run = train_run(cfg, store, progress=progress, force=args.force)
+        run = train_run(cfg, store, progress=progress, force=args.force, tracker=_tracker(args))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one report (rank 0's) is enough
         _print_run(store, run)
 
@@ -208,7 +217,7 @@ def cmd_run(args):
     store = ResultsStore(args.root)
     print(todo.describe(store))
     with _progress(args) as progress:
-        outcome = execute(todo, store, progress=progress)
+        outcome = execute(todo, store, progress=progress, tracker=_tracker(args))
     if todo.mode == "protocol":
         print(f"trained {sum(len(c.trained) for c in outcome.cells)} runs in this pass")
     for cell in outcome.cells:
@@ -391,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--log-every", type=_seconds, default=DEFAULT_INTERVAL_S, metavar="SECONDS",
                       help="when output is not a terminal: a plain progress line per run this often "
                            f"(default: {DEFAULT_INTERVAL_S:g})")
+    logs.add_argument("--tracker", choices=TRACKERS,
+                      help="also write each run's curves for a dashboard: tensorboard (event files under "
+                           "<root>/tensorboard/<run key>/; needs the tracking extra)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub, [common, logs])
     _add_eval(sub, [common])
