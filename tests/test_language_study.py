@@ -232,6 +232,13 @@ def test_study_runs_after_the_experiment_and_the_report_prints_its_verdict(tmp_p
     assert "**passed**" in out and "| scheme | R, all targets" in out and "Verdict:" in out
     study = out[out.index("| scheme | R, all targets"):]
     assert "\n| rope | " in study and "\n| nope | " in study
+    page = tmp_path / "study.html"
+    cli_main(["--root", root, "report", "--experiment", "tiny_study", "--metric", "loss", "--out", str(tmp_path / "figs"),
+              "--formats", "png,svg", "--html", str(page)])
+    text = page.read_text()
+    assert "| scheme | R, all targets" in text and "data:image/png;base64," in text
+    assert {p.name for p in (tmp_path / "figs").iterdir()} == {"tiny_study_loss_by_position.png",
+                                                              "tiny_study_loss_by_position.svg"}
 
 
 def test_a_bad_study_section_fails_before_training(tmp_path, capsys):

@@ -165,8 +165,10 @@ def test_lm_trains_through_the_real_loop(corpus_dir, tmp_path):
                                                                                          "2L,ext=pi"]
     by_context = {r[1]: r for r in table}
     assert by_context["1L"][2] == by_context["2L"][2] and by_context["1L"][3] is None  # causal: same first bucket
-    [plot] = report(store, metric="loss", out_dir=tmp_path / "plots", console=Console(record=True))
-    assert plot.name.endswith("_loss_by_position.png") and plot.stat().st_size > 0
+    [plot, svg, page] = report(store, metric="loss", out_dir=tmp_path / "plots", console=Console(record=True),
+                               formats=("png", "svg"), html=tmp_path / "lm.html")
+    assert plot.name.endswith("_loss_by_position.png") and plot.stat().st_size > 0 and svg.suffix == ".svg"
+    assert "<caption>loss (nats) per position bucket" in page.read_text() and "data:image/png;base64," in page.read_text()
 
 
 def test_pose_run_trains_into_a_table_for_its_target_window(corpus_dir, tmp_path):

@@ -121,8 +121,11 @@ def assert_png(path, min_size=(200, 300)):
 def test_report_picks_the_view_and_writes_plots(store, tmp_path):
     out = tmp_path / "plots"
     console = Console(record=True, width=250)
-    paths = report(store, "sparse", out_dir=out, console=console)
-    assert [p.name for p in paths] == ["sparse_exact_match_greedy_by_k.png"]
+    paths = report(store, "sparse", out_dir=out, console=console, formats=("png", "pdf", "svg"))
+    # each figure in each format; the runs stored training curves, so those are plotted too
+    assert [p.name for p in paths] == [f"sparse_exact_match_greedy_{figure}.{fmt}" for figure in ("by_k", "training")
+                                       for fmt in ("png", "pdf", "svg")]
+    assert paths[1].read_bytes().startswith(b"%PDF") and b"<svg" in paths[2].read_bytes()[:1000]
     assert_png(paths[0], min_size=(300, 600))  # two panels side by side
     text = console.export_text()
     assert "per k and length bin" in text and "K_train" in text
@@ -131,7 +134,8 @@ def test_report_picks_the_view_and_writes_plots(store, tmp_path):
     # parity has C-RASP predictions for APE and NoPE: the predicted-vs-observed view comes too, and
     # with several seeds per cell the selection rules.
     assert [p.name for p in paths] == ["pos_token_acc_bins.png", "pos_token_acc_predictions.png",
-                                       "pos_token_acc_selection.json", "pos_token_acc.md"]
+                                       "pos_token_acc_training.png", "pos_token_acc_selection.json",
+                                       "pos_token_acc.md"]
     assert_png(paths[0])
     md = paths[-1].read_text()
     assert re.search(r"\| parity \| nope \| parity-nope \| 0\.500 \[[^]]+\] \| 0\.450 \[[^]]+\] \| 0\.400 \[[^]]+\] \|", md)
@@ -140,7 +144,8 @@ def test_report_picks_the_view_and_writes_plots(store, tmp_path):
     # A mixed selection gets both views.
     paths = report(store, out_dir=out, console=Console(record=True))
     assert [p.name for p in paths] == ["all_exact_match_greedy_by_k.png", "all_exact_match_greedy_bins.png",
-                                       "all_exact_match_greedy_predictions.png", "all_exact_match_greedy_selection.json"]
+                                       "all_exact_match_greedy_predictions.png", "all_exact_match_greedy_training.png",
+                                       "all_exact_match_greedy_selection.json"]
     assert report(store, "no-such-experiment", out_dir=out, console=Console(record=True)) == []
     console = Console(record=True, width=200)
     assert report(store, "pos", metric="exact_match_tf", out_dir=out, console=console) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -18,14 +19,23 @@ from .progress import DEFAULT_INTERVAL_S, BarProgress, PlainLines, Progress
 DEFAULT_ROOT = "lengthgen-runs"
 
 
-# Kept in step with model.positional.SCHEMES by a test: reading it here would import torch for --help.
+# Kept in step with model.positional.SCHEMES and training.TRACKERS by tests: reading them here would
+# import torch for --help.
 POSITIONAL_SCHEMES = ("abacus", "alibi", "ape", "fire", "nope", "randomized", "rope", "sinusoidal", "t5")
+TRACKERS = ("tensorboard",)
 WIDE = 10_000  # columns of a console that is not a terminal: tables are never cut
 
 
 def _progress(args) -> Progress:
     """A bar on a terminal; plain lines every --log-every seconds when output goes to a file or a pipe."""
     return BarProgress() if sys.stdout.isatty() else PlainLines(args.log_every)
+
+
+def _tracker(args):
+    """The --tracker, writing under the results root; None without one."""
+    from .training import make_tracker
+
+    return make_tracker(args.tracker, args.root) if args.tracker else None
 
 
 def _console():
@@ -86,6 +96,15 @@ def _root(text: str) -> str:
     return text
 
 
+def _formats(text: str) -> tuple[str, ...]:
+    from .report.plots import check_formats
+
+    try:
+        return check_formats(tuple(f.strip().lower() for f in text.split(",") if f.strip()))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 MAX_COUNT = 10_000  # documents, candidates, targets and re-ranked candidates of a probe
 MAX_PROCESSES = 1024  # workers and threads
 
@@ -114,7 +133,7 @@ def cmd_train(args):
     store = ResultsStore(args.root)
     _note_reused_run(store, cfg, args.force)
     with _progress(args) as progress:
-        run = train_run(cfg, store, progress=progress, force=args.force)
+        run = train_run(cfg, store, progress=progress, force=args.force, tracker=_tracker(args))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one report (rank 0's) is enough
         _print_run(store, run)
 
@@ -199,7 +218,7 @@ def cmd_run(args):
     store = ResultsStore(args.root)
     print(todo.describe(store))
     with _progress(args) as progress:
-        outcome = execute(todo, store, progress=progress)
+        outcome = execute(todo, store, progress=progress, tracker=_tracker(args))
     if todo.mode == "protocol":
         print(f"trained {sum(len(c.trained) for c in outcome.cells)} runs in this pass")
     for cell in outcome.cells:
@@ -264,7 +283,8 @@ def cmd_report(args):
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a folder for plots and Markdown")
     out = report(store, experiment=experiment, metric=metric or "exact_match_greedy", out_dir=out_dir,
-                 markdown=args.markdown, console=_console())
+                 markdown=args.markdown, console=_console(), formats=args.formats, html=args.html,
+                 command=shlex.join(["lengthgen", *args.argv]))
     for p in out:
         if isinstance(p, Path):
             print(f"wrote {p}")
@@ -402,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--log-every", type=_seconds, default=DEFAULT_INTERVAL_S, metavar="SECONDS",
                       help="when output is not a terminal: a plain progress line per run this often "
                            f"(default: {DEFAULT_INTERVAL_S:g})")
+    logs.add_argument("--tracker", choices=TRACKERS,
+                      help="also write each run's curves for a dashboard: tensorboard (event files under "
+                           "<root>/tensorboard/<run key>/; needs the tracking extra)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub, [common, logs])
     _add_eval(sub, [common])
@@ -495,6 +518,10 @@ def _add_report(sub, parents):
     rep.add_argument("--metric", help="default: exact_match_greedy, or the --preset's reported metric")
     rep.add_argument("--out", help="folder for plots and Markdown (default: <root>/plots)")
     rep.add_argument("--markdown", action="store_true", help="print the tables as Markdown and write them to --out")
+    rep.add_argument("--formats", type=_formats, default=("png",), metavar="LIST",
+                     help="figure files to write, any of png,pdf,svg (default: png)")
+    rep.add_argument("--html", metavar="FILE", help="also write the whole report (tables, verdicts, figures, the "
+                                                    "commands and machines) as one self-contained HTML file")
     rep.set_defaults(func=cmd_report)
 
 
@@ -550,6 +577,7 @@ def _add_probe(sub, parents):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # the command, as a report records it
     try:
         from .plugins import load_plugins
 

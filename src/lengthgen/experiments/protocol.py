@@ -50,7 +50,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from ..config import Bin, ConfigError, RunConfig, Strict, format_validation_error, load_run_config, merged
 from ..progress import Progress
 from ..store import ResultsStore
-from ..training import train_run
+from ..training import Tracker, train_run
 from .grid import expand
 
 DEFAULT_SEARCH = {"model.n_layers": [1, 2, 4], "model.n_heads": [1, 2, 4], "model.d_model": [16, 64, 256],
@@ -173,8 +173,9 @@ class CellOutcome:
 
 
 class Protocol:
-    def __init__(self, config: ProtocolConfig, store: ResultsStore, progress: Progress | None = None):
-        self.config, self.store, self.progress = config, store, progress
+    def __init__(self, config: ProtocolConfig, store: ResultsStore, progress: Progress | None = None,
+                 tracker: Tracker | None = None):
+        self.config, self.store, self.progress, self.tracker = config, store, progress, tracker
 
     def bins(self, cell: RunConfig) -> tuple[Bin, Bin]:
         bins = [tuple(b) for b in cell.task.eval_bins]
@@ -205,7 +206,7 @@ class Protocol:
             self.store.join_experiment(cfg.experiment or "", [cfg.key()])  # reused from another experiment
         else:
             trained.append(cfg.key())
-        return train_run(cfg, self.store, progress=self.progress)
+        return train_run(cfg, self.store, progress=self.progress, tracker=self.tracker)
 
     def _value(self, key: str, b: Bin) -> float:
         for m in self.store.metrics(keys=[key]):
@@ -289,9 +290,9 @@ def parse_protocol(spec: dict, source: str) -> tuple[ProtocolConfig, list[RunCon
     return config, cells
 
 
-def run_protocol(config: ProtocolConfig, cells: list[RunConfig], store: ResultsStore, progress: Progress | None = None
-                 ) -> list[CellOutcome]:
-    protocol = Protocol(config, store, progress=progress)
+def run_protocol(config: ProtocolConfig, cells: list[RunConfig], store: ResultsStore, progress: Progress | None = None,
+                 tracker: Tracker | None = None) -> list[CellOutcome]:
+    protocol = Protocol(config, store, progress=progress, tracker=tracker)
     for cell in cells:  # fail fast, before any training, on bad bins and invalid configurations
         protocol.bins(cell)
         for overrides in search_points(config.search) + ([protocol.fallback(cell)] if config.fallback else []):

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..config import ConfigError, RunConfig, read_yaml
 from ..progress import Progress
 from ..store import ResultsStore
-from ..training import train_ensemble
+from ..training import Tracker, train_ensemble
 from ..training.ensemble import group_members
 from .grid import ensemble_size, expand
 from .protocol import CellOutcome, ProtocolConfig, parse_protocol, run_protocol, search_points
@@ -94,16 +94,17 @@ def plan(path: str | Path, *, only: str | None = None, executor: str = "sequenti
     return Plan(experiment, "sweep", configs, executor, workers, threads, address, study=spec.get("study"))
 
 
-def execute(plan: Plan, store: ResultsStore, progress: Progress | None = None) -> Outcome:
+def execute(plan: Plan, store: ResultsStore, progress: Progress | None = None, tracker: Tracker | None = None
+            ) -> Outcome:
     if plan.mode != "protocol":  # finished runs are skipped below, yet belong to this experiment too
         store.join_experiment(plan.experiment, plan.keys())
     if plan.mode == "protocol":
-        return Outcome(cells=run_protocol(plan.protocol, plan.configs, store, progress=progress))
+        return Outcome(cells=run_protocol(plan.protocol, plan.configs, store, progress=progress, tracker=tracker))
     if plan.mode == "ensemble":
         outcome = Outcome()
         for group in group_members(plan.configs, plan.ensemble):
-            runs = train_ensemble(group, store, progress=progress)
+            runs = train_ensemble(group, store, progress=progress, tracker=tracker)
             outcome.sweep.done += [r["key"] for r in runs]
         return outcome
     return Outcome(sweep=run_sweep(plan.configs, store, plan.executor, workers=plan.workers, threads=plan.threads,
-                                   address=plan.address, progress=progress))
+                                   address=plan.address, progress=progress, tracker=tracker))

@@ -36,7 +36,7 @@ from ..procs import THREAD_ENV_VARS, available_cores, exit_with_parent, thread_e
 from ..progress import PlainLines, Progress
 from ..plugins import ENV as PLUGINS_ENV, load_plugins
 from ..store import ResultsStore
-from ..training import is_done, train_run
+from ..training import Tracker, is_done, train_run
 
 EXECUTORS = ("sequential", "local", "ray")
 MAX_RETRIES = 2  # re-runs of a run whose worker died (an exception in the run is not retried)
@@ -74,14 +74,16 @@ def check_settings(executor: str, workers: int | None = None, threads: int | Non
 
 def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "sequential", *,
               workers: int | None = None, threads: int | None = None, address: str | None = None,
-              max_retries: int = MAX_RETRIES, progress: Progress | None = None) -> SweepResult:
+              max_retries: int = MAX_RETRIES, progress: Progress | None = None,
+              tracker: Tracker | None = None) -> SweepResult:
     """Run every config not yet finished in `store`; returns what happened to each.
 
     workers: runs at once (local: default one per core; ray: default as many as the cluster fits).
     threads: torch threads per run (local: default cores // workers; ray: default 1, and each
     run reserves that many Ray CPUs). address: an existing Ray cluster ("auto", "HOST:PORT",
     "ray://HOST:PORT"); without it `ray` starts a local instance sized to workers * threads.
-    progress: where to report each run's progress (sequential) and each ended run.
+    progress: where to report each run's progress (sequential) and each ended run. tracker: where
+    each run's curves also go, from whichever process trains it.
     """
     check_settings(executor, workers, threads, address, max_retries)
     todo, result = [], SweepResult()
@@ -105,14 +107,14 @@ def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "se
     if not todo:  # nothing to train: no workers, no Ray cluster to reach
         return result
     if executor == "sequential":
-        _sequential(todo, store, threads, progress, finished)
+        _sequential(todo, store, threads, progress, tracker, finished)
     elif executor == "local":
         workers = workers or available_cores()
         threads = threads or max(1, available_cores() // workers)
         log_interval_s = progress.worker_interval_s if progress is not None else None
-        _local(todo, store, workers, threads, max_retries, finished, result, log_interval_s)
+        _local(todo, store, workers, threads, max_retries, finished, result, log_interval_s, tracker)
     else:
-        _ray(todo, store, workers, threads or 1, address, max_retries, finished)
+        _ray(todo, store, workers, threads or 1, address, max_retries, finished, tracker)
     return result
 
 
@@ -137,14 +139,14 @@ def headline(store: ResultsStore, cfg: RunConfig) -> str:
 
 # -- sequential ---------------------------------------------------------------------------------
 
-def _sequential(todo, store, threads, progress, finished):
+def _sequential(todo, store, threads, progress, tracker, finished):
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     for cfg in todo:
         try:
-            train_run(cfg, store, progress=progress)
+            train_run(cfg, store, progress=progress, tracker=tracker)
         except Exception:
             finished(cfg, traceback.format_exc())
         else:
@@ -153,18 +155,19 @@ def _sequential(todo, store, threads, progress, finished):
 
 # -- local worker processes ---------------------------------------------------------------------
 
-def _local_worker(conn, root: str, threads: int, parent: int, log_interval_s: float | None):
+def _local_worker(conn, root: str, threads: int, parent: int, log_interval_s: float | None,
+                  tracker: Tracker | None):
     """Worker process: receive a RunConfig, train it into the shared store, report; None stops.
     Ctrl-C reaches the whole process group: a worker stops quietly (its run is marked failed by
     `train_run`), and the driver alone tells the user."""
     exit_with_parent(parent)
     try:
-        _serve(conn, root, threads, log_interval_s)
+        _serve(conn, root, threads, log_interval_s, tracker)
     except KeyboardInterrupt:
         pass
 
 
-def _serve(conn, root: str, threads: int, log_interval_s: float | None):
+def _serve(conn, root: str, threads: int, log_interval_s: float | None, tracker: Tracker | None):
     import torch
 
     torch.set_num_threads(threads)
@@ -180,7 +183,7 @@ def _serve(conn, root: str, threads: int, log_interval_s: float | None):
         if data is None:
             return
         try:
-            train_run(RunConfig.model_validate(data), store, progress=progress)
+            train_run(RunConfig.model_validate(data), store, progress=progress, tracker=tracker)
         except Exception:
             conn.send(traceback.format_exc())
         else:
@@ -188,11 +191,12 @@ def _serve(conn, root: str, threads: int, log_interval_s: float | None):
 
 
 class _Worker:
-    def __init__(self, ctx, root: str, threads: int, log_interval_s: float | None):
+    def __init__(self, ctx, root: str, threads: int, log_interval_s: float | None, tracker: Tracker | None):
         self.conn, child_conn = ctx.Pipe()
         # Not a daemon: a run may start its own batch workers (data_workers), and daemons cannot have
         # children. Workers still end with the driver (exit_with_parent) and are stopped in `_local`.
-        self.proc = ctx.Process(target=_local_worker, args=(child_conn, root, threads, os.getpid(), log_interval_s))
+        self.proc = ctx.Process(target=_local_worker,
+                                args=(child_conn, root, threads, os.getpid(), log_interval_s, tracker))
         with thread_environment(threads):
             self.proc.start()
         child_conn.close()
@@ -211,7 +215,7 @@ class _Worker:
         self.conn.close()
 
 
-def _local(todo, store, workers, threads, max_retries, finished, result, log_interval_s):
+def _local(todo, store, workers, threads, max_retries, finished, result, log_interval_s, tracker):
     import multiprocessing as mp
     from multiprocessing.connection import wait
 
@@ -223,7 +227,7 @@ def _local(todo, store, workers, threads, max_retries, finished, result, log_int
     try:
         while queue or any(w.cfg is not None for w in pool):
             while queue and len(pool) < workers:
-                pool.append(_Worker(ctx, str(store.root), threads, log_interval_s))
+                pool.append(_Worker(ctx, str(store.root), threads, log_interval_s, tracker))
             for w in pool:
                 if w.cfg is None and queue:
                     w.cfg = queue.popleft()
@@ -268,9 +272,10 @@ def _local(todo, store, workers, threads, max_retries, finished, result, log_int
 
 # -- Ray ----------------------------------------------------------------------------------------
 
-def _ray_train(data: dict, threads: int, sweep: str, imports: str = "") -> dict:
+def _ray_train(data: dict, threads: int, sweep: str, imports: str = "", tracker: Tracker | None = None) -> dict:
     """Ray task: train into a scratch store of this sweep on its node and return the finished run
-    to the driver. imports: the driver's --import modules (LENGTHGEN_IMPORT), imported here too."""
+    to the driver. imports: the driver's --import modules (LENGTHGEN_IMPORT), imported here too.
+    tracker: writes on this node (a local Ray instance: the driver's results root)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -283,7 +288,7 @@ def _ray_train(data: dict, threads: int, sweep: str, imports: str = "") -> dict:
     scratch = sweep_scratch(sweep, key)
     store = ResultsStore(scratch)
     try:
-        run = train_run(cfg, store)
+        run = train_run(cfg, store, tracker=tracker)
         return {
             "run": run,
             "metrics": [{k: m[k] for k in ("lo", "hi", "grp", "metric", "value", "count")}
@@ -353,7 +358,7 @@ def _is_loopback(address: str) -> bool:
     return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
-def _ray(todo, store, workers, threads, address, max_retries, finished):
+def _ray(todo, store, workers, threads, address, max_retries, finished, tracker):
     start_ray(address, workers, threads)
     import ray
 
@@ -366,7 +371,7 @@ def _ray(todo, store, workers, threads, address, max_retries, finished):
         while queue or pending:
             while queue and (workers is None or len(pending) < workers):
                 cfg = queue.popleft()
-                pending[remote.remote(_wire(cfg), threads, sweep, os.environ.get(PLUGINS_ENV, ""))] = cfg
+                pending[remote.remote(_wire(cfg), threads, sweep, os.environ.get(PLUGINS_ENV, ""), tracker)] = cfg
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             cfg = pending.pop(ref)
             try:

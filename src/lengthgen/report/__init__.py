@@ -2,21 +2,28 @@
 `tables` (every run, pooled over seeds), `sparsity` (per k, Golowich et al.), `predictions`
 (C-RASP predicted vs observed, Huang et al., beside their published numbers from `published`),
 `claims` (the claims' statistics: the sparsity slope, the coupling gain), `selection` (best run,
-held-out selection and success rate where cells have several runs); `plots` draws the figures.
+held-out selection and success rate where cells have several runs); `plots`, `curves` and the views
+draw the figures, which `report` saves.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
+import socket
 from pathlib import Path
 
+from matplotlib.figure import Figure
 from rich.console import Console
 
-from ..store import DONE_STATUSES, ResultsStore, write_text
+from ..config import ConfigError
+from ..experiments.presets import find_preset
+from ..store import DONE_STATUSES, ResultsStore, environment, write_text
 from .claims import coupling_gains, gain_table, slope_table, sparsity_slopes
-from .curves import plot_curves
+from .curves import plot_curves, plot_training
+from .html import MACHINE_FIELDS, figure_png, html_page, machines_table
 from .language import loss_table, plot_loss_by_position, study_markdown
-from .plots import plot_bins
+from .plots import plot_bins, save_figures
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
 from .selection import selection_cells, selection_summary, selection_table, write_selection
 from .sparsity import plot_accuracy_vs_length, sparsity_table
@@ -31,23 +38,32 @@ SUMMARY_CAPTION = (
     "selection rules per scheme: judged cells agreeing with the prediction under each rule; share of runs >= 0.9 "
     "(runs pooled over cells); AUC of the prediction against the judged-bin accuracy over all cells, ties 1/2 "
     "(bootstrap over cells, stratified), on Huang et al.'s published numbers beside")
+FIGURE_CAPTIONS = {"by_k": "{metric} per k and length bin, one panel per configuration",
+                   "bins": "{metric} per length bin, one panel per task", "curves": "learning curves per length bin",
+                   "predictions": "{metric}: predicted vs observed per task", "training": "training curves",
+                   "by_position": "loss per position bucket at the longest context"}
 UNFINISHED = "runs not finished (rerun their command to resume them from their checkpoints)"
 __all__ = ["report", "Pooled", "markdown_table", "print_table", "results_table", "sparsity_table",
            "prediction_rows", "prediction_table"]
 
 
 def report(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_greedy",
-           out_dir: str | Path | None = None, markdown: bool = False, console: Console | None = None) -> list[Path]:
-    """Print the tables (rich, or Markdown when `markdown`) and write the plots into out_dir.
+           out_dir: str | Path | None = None, markdown: bool = False, console: Console | None = None,
+           formats: tuple[str, ...] = ("png",), html: str | Path | None = None, command: str | None = None
+           ) -> list[Path]:
+    """Print the tables (rich, or Markdown when `markdown`) and write the figures into out_dir, each
+    in every one of `formats` (png, pdf, svg). With `html`, also the whole report as that one
+    self-contained page, naming `command` (default: the `lengthgen report` equivalent of this call)
+    as what regenerates it.
 
-    Runs with per-k groups get the sparsity table and plot; the other runs get the per-bin plot. A task
-    with both plain and coupled runs gets the coupling gain table.
-    With `markdown` and an out_dir, the Markdown (plots embedded) is also written to
-    `<experiment>_<metric>.md` there. Returns the paths written.
+    Runs with per-k groups get the sparsity table and plot; the other runs get the per-bin plot; runs
+    that stored training curves get those plotted. A task with both plain and coupled runs gets the
+    coupling gain table. With `markdown` and an out_dir, the Markdown (PNG figures embedded) is also
+    written to `<experiment>_<metric>.md` there. Returns the paths written.
     """
     console = console or Console()
     if metric == "loss":  # language modelling: loss per position bucket at each context
-        return _language_report(store, experiment, out_dir, markdown, console)
+        return _language_report(store, experiment, out_dir, markdown, console, formats, html, command)
     results, sparsity = results_table(store, experiment, metric), sparsity_table(store, experiment, metric)
     extra = [(UNFINISHED, unfinished_table(store, experiment)), ("runs that diverged (no metrics)",
                                                                   diverged_table(store, experiment))]
@@ -66,13 +82,15 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     tables += claims
     paths = []
     stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_{metric}")
+    figs = figures(store, experiment, metric, results, sparsity, predictions) if out_dir is not None or html is not None else {}
     if out_dir is not None:
-        paths = _write_figures(store, experiment, metric, Path(out_dir), stem, results, sparsity, predictions,
-                               selection)
+        for name, fig in figs.items():
+            paths += save_figures(fig, Path(out_dir) / f"{stem}_{name}", formats)
+        if selection:
+            paths.append(write_selection(selection, Path(out_dir) / f"{stem}_selection.json"))
     if markdown:
         text = "\n\n".join([f"### {title}\n\n{markdown_table(*table)}" for title, table in tables]
-                           + [f"![{p.stem}]({p.name})" if p.suffix == ".png" else f"[{p.name}]({p.name})"
-                              for p in paths]) + "\n"
+                           + [_markdown_link(p) for p in paths]) + "\n"
         console.print(text, markup=False, highlight=False, soft_wrap=True)
         if out_dir is not None:
             paths.append(Path(out_dir) / f"{stem}.md")
@@ -80,6 +98,9 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     else:
         for title, (columns, rows) in tables:
             print_table(columns, rows, title, console)
+    if html is not None:
+        images = {FIGURE_CAPTIONS[name].format(metric=metric): figure_png(fig) for name, fig in figs.items()}
+        paths.append(write_html(store, experiment, metric, Path(html), tables, images, command))
     return paths
 
 
@@ -108,30 +129,60 @@ def _claim_tables(store: ResultsStore, experiment: str | None, metric: str) -> t
     return tables, predictions, selection
 
 
-def _write_figures(store: ResultsStore, experiment: str | None, metric: str, out_dir: Path, stem: str, results,
-                   sparsity, predictions, selection) -> list[Path]:
-    """The plots (per k, per bin, predicted vs observed) and the selection rules' JSON."""
-    paths = []
+def figures(store: ResultsStore, experiment: str | None, metric: str, results, sparsity, predictions
+            ) -> dict[str, Figure]:
+    """The report's figures by file-name suffix: per k, per bin, learning curves per bin, predicted vs
+    observed, training curves."""
+    out = {}
     sparse_runs = {row[0] for row in sparsity[1]}
     run_column = results[0].index("run")
     if sparse_runs:
-        paths.append(plot_accuracy_vs_length(store, experiment, metric, out_dir / f"{stem}_by_k.png"))
+        out["by_k"] = plot_accuracy_vs_length(store, experiment, metric)
     if any(row[run_column] not in sparse_runs for row in results[1]):
-        paths.append(plot_bins(store, experiment, metric, out_dir / f"{stem}_bins.png"))
-    curves = plot_curves(store, experiment, out_dir / f"{stem}_curves.png")
-    if curves is not None:
-        paths.append(curves)
+        out["bins"] = plot_bins(store, experiment, metric)
+    out["curves"] = plot_curves(store, experiment)
     if predictions:
-        paths.append(plot_predictions(predictions, metric, out_dir / f"{stem}_predictions.png"))
-    if selection:
-        paths.append(write_selection(selection, out_dir / f"{stem}_selection.json"))
-    return paths
+        out["predictions"] = plot_predictions(predictions, metric)
+    out["training"] = plot_training(store, experiment)
+    return {name: fig for name, fig in out.items() if fig is not None}
 
 
-def _language_report(store: ResultsStore, experiment: str | None, out_dir, markdown: bool, console: Console
-                     ) -> list[Path]:
+def _markdown_link(path: Path) -> str:
+    return f"![{path.stem}]({path.name})" if path.suffix == ".png" else f"[{path.name}]({path.name})"
+
+
+def write_html(store: ResultsStore, experiment: str | None, metric: str, path: Path, tables: list,
+               images: dict[str, bytes], command: str | None, notes: list[str] = ()) -> Path:
+    """The report's page, with the commands that regenerate it and the machines involved; `notes`
+    (Markdown, shown as written) follow the tables."""
+    if command is None:
+        command = shlex.join(["lengthgen", "--root", str(store.root), "report",
+                              *(["--experiment", experiment] if experiment else []), "--metric", metric,
+                              "--html", str(path)])
+    commands = [command]
+    if experiment and _is_preset(experiment):  # trains what is missing, then reports
+        commands.insert(0, shlex.join(["lengthgen", "--root", str(store.root), "run", experiment]))
+    runs = [r for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES]
+    here = {"host": socket.gethostname(), **environment()}
+    title = f"lengthgen report: {experiment or 'all runs'}, {metric}"
+    page = html_page(title, [*tables, machines_table(runs)], images, commands,
+                     {k: here.get(k) for k in MACHINE_FIELDS}, notes)
+    return write_text(path, page)
+
+
+def _is_preset(name: str) -> bool:
+    try:
+        find_preset(name)
+    except ConfigError:
+        return False
+    return True
+
+
+def _language_report(store: ResultsStore, experiment: str | None, out_dir, markdown: bool, console: Console,
+                     formats: tuple[str, ...], html: str | Path | None, command: str | None) -> list[Path]:
     """Loss per position bucket at each context, then the experiment's stored study (gate, pooled
-    statistic, verdict) when it has one; with `markdown` and an out_dir also `<experiment>_loss.md`."""
+    statistic, verdict) when it has one; with `markdown` and an out_dir also `<experiment>_loss.md`,
+    with `html` the page."""
     columns, rows = loss_table(store, experiment)
     if not rows:
         console.print("no finished language-modelling runs" + (f" in experiment {experiment!r}" if experiment else ""))
@@ -139,11 +190,16 @@ def _language_report(store: ResultsStore, experiment: str | None, out_dir, markd
     title = "loss (nats) per position bucket at each context (ext: context-extension method)"
     paths = []
     stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_loss")
+    figure = plot_loss_by_position(store, experiment) if out_dir is not None or html is not None else None
     if out_dir is not None:
-        paths.append(plot_loss_by_position(store, experiment, Path(out_dir) / f"{stem}_by_position.png"))
+        paths += save_figures(figure, Path(out_dir) / f"{stem}_by_position", formats)
     study = study_markdown(store, experiment)
+    if html is not None:
+        paths.append(write_html(store, experiment, "loss", Path(html), [(title, (columns, rows))],
+                                {FIGURE_CAPTIONS["by_position"]: figure_png(figure)}, command,
+                                [] if study is None else [study]))
     if markdown:
-        text = f"### {title}\n\n{markdown_table(columns, rows)}\n" + "".join(f"\n![{p.stem}]({p.name})\n" for p in paths)
+        text = f"### {title}\n\n{markdown_table(columns, rows)}\n" + "".join(f"\n{_markdown_link(p)}\n" for p in paths)
         text += "" if study is None else "\n" + study
         console.print(text, markup=False, highlight=False, soft_wrap=True)
         if out_dir is not None:

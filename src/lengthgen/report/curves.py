@@ -1,38 +1,84 @@
-"""Learning curves per length bin (`train.curve_bins`): does extrapolation keep improving after
-the training lengths saturate? One panel per configuration, one line per bin, the mean over seeds
-with the seeds' range shaded."""
+"""Training curves. `plot_training`: loss, learning rate and in-distribution exact match against
+step, one line per run. `plot_curves`: learning curves per length bin (`train.curve_bins`): does
+extrapolation keep improving after the training lengths saturate? One panel per configuration, one
+line per bin, the mean over seeds with the seeds' range shaded."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from ..store import DONE_STATUSES, ResultsStore
-from .claims import configuration_id, experiment_point
-from .plots import panels, save_figure
+from .claims import configuration_id
+from .plots import metric_label, palette, panels, run_labels
 
 CURVE_NAME = re.compile(r"(?P<metric>\w+)@(?P<lo>\d+)-(?P<hi>\d+)$")
+TRAINING_CURVES = ("loss", "id_exact_match", "lr")
+MAX_LEGEND = 12  # more runs than this: no legend (it would cover the panel)
+
+
+def _done_runs(store: ResultsStore, experiment: str | None) -> list[dict]:
+    return [r for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES]
+
+
+def plot_training(store: ResultsStore, experiment: str | None) -> Figure | None:
+    """One panel per training curve the runs stored (loss, in-distribution exact match, learning
+    rate), one line per run; None when no run stored any. Loss that spans decades is shown on a
+    log scale."""
+    runs = _done_runs(store, experiment)
+    curves: dict[str, list[tuple[str, list, list]]] = defaultdict(list)
+    for run, label in zip(runs, run_labels(runs)):
+        points = defaultdict(lambda: ([], []))
+        for p in store.curves(run["key"]):
+            if p["name"] in TRAINING_CURVES:
+                points[p["name"]][0].append(p["step"])
+                points[p["name"]][1].append(p["value"])
+        for name, (steps, values) in points.items():
+            curves[name].append((label, steps, values))
+    if not curves:
+        return None
+    names = [n for n in TRAINING_CURVES if n in curves]
+    fig, axes = panels(len(names))
+    for ax, name in zip(axes, names):
+        lines = sorted(curves[name])
+        for colour, (label, steps, values) in zip(palette(len(lines)), lines):
+            ax.plot(steps, values, color=colour, lw=1, label=label)
+        ax.set(title=metric_label(name), xlabel="step", ylabel=metric_label(name),
+               yscale="log" if name == "loss" and _spans_decades([v for _, _, vs in lines for v in vs]) else "linear")
+        ax.grid(alpha=0.3)
+        if len(lines) <= MAX_LEGEND:
+            ax.legend(fontsize=7)
+    return fig
+
+
+def _spans_decades(values: list[float]) -> bool:
+    positive = [v for v in values if v > 0 and math.isfinite(v)]
+    return bool(positive) and max(positive) > 30 * min(positive)
 
 
 def bin_curves(store: ResultsStore, experiment: str | None) -> dict[str, dict[tuple[int, int], dict[int, list[float]]]]:
     """{configuration label: {bin: {step: [value per seed]}}} of every run with curves per bin."""
+    runs = _done_runs(store, experiment)
+    first = {}  # a configuration's label is its lowest seed's
+    for run in sorted(runs, key=lambda r: r["seed"] or 0):
+        first.setdefault(configuration_id(run["config"]), run)
+    label = dict(zip(first, run_labels(list(first.values()))))
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for run in store.runs(experiment=experiment):
-        if run["status"] not in DONE_STATUSES:
-            continue
-        label = experiment_point(run["name"]) or configuration_id(run["config"])
+    for run in runs:
         for point in store.curves(run["key"]):
             match = CURVE_NAME.match(point["name"])
             if match:
-                out[label][int(match["lo"]), int(match["hi"])][point["step"]].append(point["value"])
+                out[label[configuration_id(run["config"])]][int(match["lo"]), int(match["hi"])][point["step"]].append(
+                    point["value"])
     return out
 
 
-def plot_curves(store: ResultsStore, experiment: str | None, path: str | Path) -> Path | None:
+def plot_curves(store: ResultsStore, experiment: str | None) -> Figure | None:
     """The learning curves per bin of an experiment's configurations; None when no run has any."""
     curves = bin_curves(store, experiment)
     if not curves:
@@ -47,4 +93,4 @@ def plot_curves(store: ResultsStore, experiment: str | None, path: str | Path) -
             ax.fill_between(steps, [v.min() for v in values], [v.max() for v in values], color=colour, alpha=0.2)
         ax.set(title=label, xlabel="step", ylabel="exact match", ylim=(-0.02, 1.02))
         ax.legend(fontsize=7, title="length bin", title_fontsize=7)
-    return save_figure(fig, path)
+    return fig

@@ -5,17 +5,16 @@ the longest context, one line per run."""
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from ..analysis.study import ANALYSIS
 from ..analysis.text import (DENSE_ABOVE, SPARSE_AT_MOST, Gate, Verdict, by_distance, distance_strata, format_interval, gate_numbers, pooled_recovery,
                              scheme_verdict, study_verdict)
 from ..store import DONE_STATUSES, ResultsStore, short_key
 from .claims import experiment_point
-from .plots import panels, save_figure
+from .plots import palette, panels
 from .tables import bin_label
 
 METRIC = "loss"
@@ -49,14 +48,13 @@ def loss_table(store: ResultsStore, experiment: str | None = None) -> tuple[list
     return ["run", "context", *map(bin_label, buckets)], rows
 
 
-def plot_loss_by_position(store: ResultsStore, experiment: str | None, path: str | Path) -> Path:
+def plot_loss_by_position(store: ResultsStore, experiment: str | None) -> Figure:
     """Loss per position bucket at the longest plain context, one line per run."""
     cells = loss_cells(store, experiment)
     longest = max((g for _, g in cells if "," not in g), key=_context_order)
     series = {run: per_bucket for (run, grp), per_bucket in sorted(cells.items()) if grp == longest}
     fig, (ax,) = panels(1)
-    colours = colormaps["tab10"](np.arange(len(series)) % 10)
-    for colour, (run, per_bucket) in zip(colours, series.items()):
+    for colour, (run, per_bucket) in zip(palette(len(series)), series.items()):
         buckets = sorted(per_bucket)
         ax.plot(range(len(buckets)), [np.mean(per_bucket[b]) for b in buckets], "o-", color=colour, label=run)
         ax.set_xticks(range(len(buckets)), [bin_label(b) for b in buckets], fontsize=8)
@@ -64,7 +62,7 @@ def plot_loss_by_position(store: ResultsStore, experiment: str | None, path: str
            ylabel="loss (nats)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return save_figure(fig, path)
+    return fig
 
 
 # -- the study: gate, pooled statistic, verdict ------------------------------------------------------

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from ..config import judged_bin
 from ..store import ResultsStore
 from ..stats import GENERALIZES, GENERALIZES_, LEARNED, NOT_LEARNED, agreement, huang_verdict
-from .plots import panels, plot_series, save_figure, shade_training_range
+from .plots import OKABE_ITO, metric_label, palette, panels, plot_series, run_labels, shade_training_range
 from .published import published
 from .tables import Bin, Pooled, Series, bin_label, collect
 
@@ -199,9 +197,9 @@ def prediction_caption(rows: list[PredictionRow], metric: str) -> str:
             f"{_tally(rows, lambda r: r.published_verdict)}")
 
 
-def plot_predictions(rows: list[PredictionRow], metric: str, path: str | Path) -> Path:
+def plot_predictions(rows: list[PredictionRow], metric: str) -> Figure:
     """One panel per task: metric per bin, one line per scheme; the title gives the predictions
-    (green: APE predicted to generalize, red: predicted to fail)."""
+    (bluish green: APE predicted to generalize, vermillion: predicted to fail)."""
     by_task = defaultdict(list)
     for r in rows:
         by_task[r.task].append(r)
@@ -210,14 +208,15 @@ def plot_predictions(rows: list[PredictionRow], metric: str, path: str | Path) -
         shade_training_range(ax, task_rows[0].run)
         series = [Series(r.run, r.scheme, None, r.cells) for r in task_rows]
         per_scheme = Counter(r.scheme for r in task_rows)  # several configurations: name each
-        labels = [r.scheme if per_scheme[r.scheme] == 1 else f"{r.scheme}: {r.chosen}" for r in task_rows]
-        plot_series(ax, series, colormaps["tab10"](np.arange(len(series)) % 10), labels)
+        labels = [r.scheme if per_scheme[r.scheme] == 1 else f"{r.scheme}: {label}"
+                  for r, label in zip(task_rows, run_labels([r.run for r in task_rows]))]
+        plot_series(ax, series, palette(len(series)), labels)
         ax.axhline(GENERALIZES_AT, color="0.4", ls=":", lw=1)
         ape, nope = predicted_to_generalize(task, "ape"), predicted_to_generalize(task, "nope")
         ax.set_title(f"{task}\npredicted: APE {_verdict(ape)}, NoPE {_verdict(nope)}", fontsize=9,
-                     color="tab:green" if ape else "tab:red")
-        ax.set(xlabel="length bin", ylabel=metric)
+                     color=OKABE_ITO[2] if ape else OKABE_ITO[1])
+        ax.set(xlabel="length bin", ylabel=metric_label(metric))
         ax.legend(fontsize=7)
-    return save_figure(fig, path)
+    return fig
 
 

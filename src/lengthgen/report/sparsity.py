@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from ..store import ResultsStore
-from .plots import panels, plot_series, save_figure, shade_training_range
+from .plots import metric_label, panels, plot_series, run_labels, shade_training_range
 from .tables import Series, bin_columns, collect
 
 
@@ -28,8 +28,9 @@ def sparsity_table(store: ResultsStore, experiment: str | None = None, metric: s
     return columns, [[s.label, _k_train(s, series), s.k, *(s.cells.get(b) for b in bins)] for s in series]
 
 
-def plot_accuracy_vs_length(store: ResultsStore, experiment: str | None, metric: str, path: str | Path) -> Path:
-    """One panel per run: `metric` against length bin, one line per k (Golowich et al.'s figure)."""
+def plot_accuracy_vs_length(store: ResultsStore, experiment: str | None, metric: str) -> Figure:
+    """One panel per run: `metric` against length bin, one line per k (Golowich et al.'s figure; k
+    in viridis, dark to light, which reads in grey too)."""
     series = collect(store, experiment, metric, by_k=True)
     if not series:
         raise ValueError(f"no per-k {metric!r} results for experiment {experiment!r}")
@@ -39,12 +40,13 @@ def plot_accuracy_vs_length(store: ResultsStore, experiment: str | None, metric:
     ks = sorted({s.k for s in series})
     cmap, k_span = colormaps["viridis"], max(ks[-1] - ks[0], 1)
     fig, axes = panels(len(by_run))
-    for ax, (label, run_series) in zip(axes, by_run.items()):
+    titles = run_labels([run_series[0].run for run_series in by_run.values()])
+    for ax, title, run_series in zip(axes, titles, by_run.values()):
         shade_training_range(ax, run_series[0].run)
         plot_series(ax, run_series, [cmap(0.9 * (s.k - ks[0]) / k_span) for s in run_series],
                      [f"k={s.k}" for s in run_series])
-        ax.set(title=label, xlabel="length bin", ylabel=metric)
+        ax.set(title=title, xlabel="length bin", ylabel=metric_label(metric))
         ax.legend(fontsize=7)
-    return save_figure(fig, path)
+    return fig
 
 

@@ -139,7 +139,7 @@ def unfinished_table(store: ResultsStore, experiment: str | None = None) -> tupl
               r["heartbeat"]] for r in runs])
 
 
-def _text(value) -> str:
+def cell_text(value) -> str:
     return "–" if value is None else str(value)
 
 
@@ -148,14 +148,14 @@ def print_table(columns: list[str], rows: list[list], title: str | None = None, 
     for c in columns:
         table.add_column(c, justify="right" if c.startswith("[") else "left")
     for row in rows:
-        table.add_row(*map(_text, row))
+        table.add_row(*map(cell_text, row))
     (console or Console()).print(table)
 
 
 def markdown_table(columns: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(columns) + " |",
              "| " + " | ".join("---:" if c.startswith("[") else "---" for c in columns) + " |"]
-    lines += ["| " + " | ".join(_text(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell_text(v).replace("|", "\\|") for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

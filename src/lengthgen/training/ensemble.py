@@ -37,8 +37,9 @@ from ..store import ResultsStore
 from ..tasks import Task
 from .build import (build_model, lr_factor, make_optimizer, make_schedule, offset_length, output_loss,
                     resolve_device, run_record, train_position_sampler)
-from .lifecycle import (RunState, abandon, claim, diverge, finish, id_check_due, latest_id_accuracy, load_checkpoint,
-                        log_step, save_checkpoint, stops_early)
+from .lifecycle import (RunState, abandon, begin, claim, diverge, finish, id_check_due, latest_id_accuracy,
+                        load_checkpoint, log_step, save_checkpoint, stops_early)
+from .tracking import Tracker
 
 FREE_FIELDS = ("seed", "train.lr")  # what ensemble members may differ in
 
@@ -128,9 +129,9 @@ class Ensemble:
     """The live members as one batched model with one optimizer; members leave it as they end."""
 
     def __init__(self, members: list[Member], models: list[Transformer], moments: list[dict], task: Task,
-                 store: ResultsStore, device, group: dict, progress: Progress | None = None):
+                 store: ResultsStore, device, group: dict, progress: Progress | None, tracker: Tracker | None):
         self.members, self.task, self.store, self.device, self.group = members, task, store, device, group
-        self.progress = progress
+        self.progress, self.tracker = progress, tracker
         self.train = members[0].cfg.train
         self.shell = models[0]  # holds one member's weights at a time, to evaluate or checkpoint it
         self.batched = stack_models(models, self.train.batch_size)
@@ -167,7 +168,7 @@ class Ensemble:
         for m in done:
             mb = self.members[m]
             status = finish(mb.cfg, self.store, self.member_model(m), self.task, mb.state, mb.config, self.wall(m),
-                            self.device, extra={"ensemble": {**self.group, "index": mb.index}})
+                            self.device, self.tracker, extra={"ensemble": {**self.group, "index": mb.index}})
             if mb.bar is not None:
                 self.progress.end_run(mb.bar, status, mb.state.step, self.train.steps)
         if not done:
@@ -236,8 +237,9 @@ class Ensemble:
                 done.append(m)
                 continue
             state.step += 1
-            log_step(state, cfg, value, cfg.train.lr * lr_factor(state.step, cfg))
-            if (id_check_due(state.step, cfg) and stops_early(self.member_model(m), self.task, cfg, self.device, state)) \
+            log_step(state, cfg, value, cfg.train.lr * lr_factor(state.step, cfg), self.tracker)
+            if (id_check_due(state.step, cfg)
+                    and stops_early(self.member_model(m), self.task, cfg, self.device, state, self.tracker)) \
                     or state.step == self.train.steps:
                 done.append(m)
             elif state.step % self.train.checkpoint_every == 0:
@@ -258,9 +260,11 @@ def train_members(ensemble: Ensemble, cfg0: RunConfig, task: Task) -> None:
             ensemble.retire(ensemble.after_step(values))
 
 
-def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress: Progress | None = None, force: bool = False) -> list[dict]:
+def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress: Progress | None = None, force: bool = False,
+                   tracker: Tracker | None = None) -> list[dict]:
     """Train runs that differ only in seed / train.lr as one batched model; returns the stored runs
-    in the order of `configs`. Finished runs are skipped (unless `force`), unfinished ones resume."""
+    in the order of `configs`. Finished runs are skipped (unless `force`), unfinished ones resume.
+    Each member's curves also go to `tracker`."""
     check_members(configs)
     todo = [(i, cfg) for i, cfg in enumerate(configs) if force or not store.is_finished(cfg.key())]
     if not todo:
@@ -274,13 +278,13 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress: Prog
         model, member_moments, state = load_member(cfg, task, store, device, force)
         config = run_record(cfg, model)
         claim(store, cfg.key())
-        store.start_run(cfg.key(), config, name=cfg.name, experiment=cfg.experiment, device=str(device))
+        begin(store, cfg, config, device, tracker)
         bar = progress.start_run(cfg.name or cfg.key(), t.steps, state.step) if progress is not None else None
         members.append(Member(cfg, index, state, config, state.wall, bar, state.step))
         models.append(model)
         moments.append(member_moments)
     ensemble = Ensemble(members, models, moments, task, store, device,
-                        {"size": len(configs), "members": [c.key() for c in configs]}, progress)
+                        {"size": len(configs), "members": [c.key() for c in configs]}, progress, tracker)
     # A checkpoint can hold a run that ended but was not yet recorded (killed in between).
     ensemble.retire([m for m, mb in enumerate(members) if mb.state.step >= t.steps or not mb.state.running])
     try:

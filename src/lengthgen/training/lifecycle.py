@@ -1,6 +1,7 @@
-"""One run's life, the same for a run trained alone and an ensemble member: its state, the
-bookkeeping after each step (curves, divergence, early stop), its checkpoint, and its end
-(evaluate, save the model, record the run in the store, drop the checkpoint)."""
+"""One run's life, the same for a run trained alone and an ensemble member: its start, its state,
+the bookkeeping after each step (curves, divergence, early stop), its checkpoint, and its end
+(evaluate, save the model, record the run in the store, drop the checkpoint). A tracker, when one
+is given, sees the start, each curve point as it is recorded, and the end (tracking.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..evaluate import curve_points, evaluate, in_distribution_accuracy
 from ..store import ResultsStore
 from ..tasks import Task
 from .build import check_tensors, make_optimizer, make_schedule
+from .tracking import Tracker
 
 CHECKPOINT_KEYS = {"model", "opt", "sched", "state"}
 
@@ -47,6 +49,13 @@ def claim(store: ResultsStore, key: str) -> None:
     if run is not None and run["status"] == "running" and run["pid"] != os.getpid():
         warnings.warn(f"run {key} was left running by process {run['pid']} on {run['host']}, which is gone; "
                       "taking it over", stacklevel=2)
+
+
+def begin(store: ResultsStore, cfg: RunConfig, config: dict, device, tracker: Tracker | None) -> None:
+    """Record the run as running (in the store, and in the tracker)."""
+    store.start_run(cfg.key(), config, name=cfg.name, experiment=cfg.experiment, device=str(device))
+    if tracker is not None:
+        tracker.start(cfg.key(), cfg.name, config)
 
 
 def abandon(store: ResultsStore, key: str, err: BaseException) -> None:
@@ -144,11 +153,14 @@ def _whole(value, lo: int, hi: int, what: str) -> None:
         raise ValueError(f"{what} {value!r}: expected a whole number in [{lo}, {hi}]")
 
 
-def log_step(state: RunState, cfg: RunConfig, loss: float, next_lr: float) -> None:
+def log_step(state: RunState, cfg: RunConfig, loss: float, next_lr: float, tracker: Tracker | None) -> None:
     """Record loss and learning rate in the curves after step `state.step` (about 200 points a run)."""
     step = state.step
     if step % max(1, cfg.train.steps // 200) == 0 or step == cfg.train.steps:
-        state.curves += [{"step": step, "name": "loss", "value": loss}, {"step": step, "name": "lr", "value": next_lr}]
+        points = [{"step": step, "name": "loss", "value": loss}, {"step": step, "name": "lr", "value": next_lr}]
+        state.curves += points
+        if tracker is not None:
+            tracker.log(cfg.key(), points)
 
 
 def diverge(state: RunState) -> None:
@@ -166,7 +178,7 @@ def id_check_due(step: int, cfg: RunConfig) -> bool:
     return step % cfg.train.eval_every == 0 or step == cfg.train.steps
 
 
-def stops_early(model, task: Task, cfg: RunConfig, device, state: RunState) -> bool:
+def stops_early(model, task: Task, cfg: RunConfig, device, state: RunState, tracker: Tracker | None) -> bool:
     """After step `state.step`: check in-distribution accuracy when due and record it (with the
     learning curves per bin where `train.curve_bins` asks for them); True when
     it reached `train.early_stop_acc` (the step is then noted as `stopped_early_at`)."""
@@ -179,11 +191,14 @@ def stops_early(model, task: Task, cfg: RunConfig, device, state: RunState) -> b
     else:
         acc = in_distribution_accuracy(model, task, cfg.task.train_lengths, t.eval_examples, cfg.eval.batch_size,
                                        device, t.bf16)
-    state.curves.append({"step": step, "name": "id_exact_match", "value": acc})
+    points = [{"step": step, "name": "id_exact_match", "value": acc}]
     if cfg.train.curve_bins:
-        points = curve_points(model, task, cfg.curve_bins(), t.curve_examples, cfg.eval.batch_size, device, t.bf16,
-                              cfg.eval.greedy)
-        state.curves += [{"step": step, "name": name, "value": value} for name, value in points.items()]
+        per_bin = curve_points(model, task, cfg.curve_bins(), t.curve_examples, cfg.eval.batch_size, device, t.bf16,
+                               cfg.eval.greedy)
+        points += [{"step": step, "name": name, "value": value} for name, value in per_bin.items()]
+    state.curves += points
+    if tracker is not None:
+        tracker.log(cfg.key(), points)
     if t.early_stop_acc is not None and acc >= t.early_stop_acc:
         state.stopped_early_at = step
         return True
@@ -197,10 +212,10 @@ def final_metrics(cfg: RunConfig, model, task: Task, device) -> list[dict]:
 
 
 def finish(cfg: RunConfig, store: ResultsStore, model, task: Task, state: RunState, config: dict, wall: float,
-           device, extra: dict | None = None) -> str:
+           device, tracker: Tracker | None, extra: dict | None = None) -> str:
     """End a run: a run that did not diverge is evaluated and its model saved; then the run is
-    recorded as finished (or diverged) in one transaction and its checkpoint dropped. Returns the
-    final status. `extra` adds to the stored `extra`."""
+    recorded as finished (or diverged) in one transaction, its checkpoint dropped, and the tracker
+    told. Returns the final status. `extra` adds to the stored `extra`."""
     key = cfg.key()
     status = "finished" if state.running else state.status
     metrics = []
@@ -215,4 +230,6 @@ def finish(cfg: RunConfig, store: ResultsStore, model, task: Task, state: RunSta
     store.finish_run(key, status=status, metrics=metrics, curves=state.curves, wall_time=wall, steps_done=state.step,
                      extra={"stopped_early_at": state.stopped_early_at, **task.provenance(), **(extra or {})})
     store.drop_checkpoint(key)
+    if tracker is not None:
+        tracker.end(key, status, state.step, metrics)
     return status

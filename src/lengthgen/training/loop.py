@@ -24,8 +24,9 @@ from ..tasks import Task
 from .build import (build_model, loss_on, make_optimizer, make_schedule, offset_length, resolve_device, run_record,
                     train_position_sampler)
 from .distributed import DataParallel
-from .lifecycle import (RunState, abandon, claim, diverge, finish, is_done, latest_id_accuracy, load_checkpoint,
+from .lifecycle import (RunState, abandon, begin, claim, diverge, finish, is_done, latest_id_accuracy, load_checkpoint,
                         log_step, save_checkpoint, stops_early)
+from .tracking import Tracker
 
 
 @dataclass
@@ -39,13 +40,14 @@ class Run:
     sched: torch.optim.lr_scheduler.LambdaLR
     state: RunState
     device: torch.device
+    tracker: Tracker | None  # the main process's: other data-parallel ranks track nothing
 
     @property
     def key(self) -> str:
         return self.cfg.key()
 
 
-def start_run(cfg: RunConfig, store: ResultsStore, device, force: bool) -> Run:
+def start_run(cfg: RunConfig, store: ResultsStore, device, force: bool, tracker: Tracker | None) -> Run:
     """The run built from its seed, then resumed from its checkpoint when it has one (unless `force`)."""
     warn_if_slow_bf16(cfg.train.bf16, device)
     torch.manual_seed(cfg.seed)
@@ -61,7 +63,7 @@ def start_run(cfg: RunConfig, store: ResultsStore, device, force: bool) -> Run:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
-    return Run(cfg, task, model, opt, sched, state, device)
+    return Run(cfg, task, model, opt, sched, state, device, tracker)
 
 
 def train_step(run: Run, net, batch: Batch, share, dp: DataParallel) -> torch.Tensor:
@@ -90,18 +92,21 @@ def train_step(run: Run, net, batch: Batch, share, dp: DataParallel) -> torch.Te
     return whole
 
 
-def train_run(cfg: RunConfig, store: ResultsStore, progress: Progress | None = None, force: bool = False) -> dict:
-    """Train and evaluate one run (resuming from its checkpoint); returns the stored run."""
+def train_run(cfg: RunConfig, store: ResultsStore, progress: Progress | None = None, force: bool = False,
+              tracker: Tracker | None = None) -> dict:
+    """Train and evaluate one run (resuming from its checkpoint); returns the stored run. Its curves
+    also go to `tracker` as they are recorded."""
     key = cfg.key()
     if not force and is_done(store, key):
         return store.get_run(key)
     dp = DataParallel()  # several processes under torchrun (distributed.py), else a no-op
     if dp.is_main:
         claim(store, key)  # before its checkpoint is read: another live process may own it
-    run = start_run(cfg, store, dp.start(resolve_device(cfg.device), cfg.train.batch_size), force)
+    run = start_run(cfg, store, dp.start(resolve_device(cfg.device), cfg.train.batch_size), force,
+                    tracker if dp.is_main else None)
     config = run_record(cfg, run.model)
     if dp.is_main:
-        store.start_run(key, config, name=cfg.name, experiment=cfg.experiment, device=str(run.device))
+        begin(store, cfg, config, run.device, run.tracker)
     started = time.perf_counter() - run.state.wall
     bar = progress.start_run(cfg.name or key, cfg.train.steps, run.state.step) \
         if progress is not None and dp.is_main else None
@@ -109,7 +114,7 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress: Progress | None = N
         train_steps(run, store, dp, started, progress, bar)
         if dp.is_main:
             status = finish(cfg, store, run.model, run.task, run.state, config, time.perf_counter() - started,
-                            run.device)
+                            run.device, run.tracker)
             if bar is not None:
                 progress.end_run(bar, status, run.state.step, cfg.train.steps)
     except BaseException as err:
@@ -140,8 +145,8 @@ def train_steps(run: Run, store: ResultsStore, dp: DataParallel, started: float,
                 break
             state.step += 1
             lr = run.sched.get_last_lr()[0]
-            log_step(state, cfg, loss.item(), lr)
-            if dp.agree(dp.is_main and stops_early(run.model, run.task, cfg, run.device, state)):
+            log_step(state, cfg, loss.item(), lr, run.tracker)
+            if dp.agree(dp.is_main and stops_early(run.model, run.task, cfg, run.device, state, run.tracker)):
                 state.stopped_early_at = state.step
                 break
             if state.step % t.checkpoint_every == 0 and dp.is_main:
