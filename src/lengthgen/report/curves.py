@@ -19,7 +19,7 @@ from .plots import metric_label, palette, panels, run_labels
 
 CURVE_NAME = re.compile(r"(?P<metric>\w+)@(?P<lo>\d+)-(?P<hi>\d+)$")
 TRAINING_CURVES = ("loss", "id_exact_match", "lr")
-MAX_LEGEND = 12  # more runs than this: no legend (it would cover the panel)
+MAX_LEGEND = 12  # more configurations than this: no legend (it would cover the panel)
 
 
 def _done_runs(store: ResultsStore, experiment: str | None) -> list[dict]:
@@ -28,13 +28,14 @@ def _done_runs(store: ResultsStore, experiment: str | None) -> list[dict]:
 
 def plot_training(store: ResultsStore, experiment: str | None) -> Figure | None:
     """One panel per training curve the runs stored (loss, in-distribution exact match, learning
-    rate), one line per run; None when no run stored any. Loss that spans decades is shown on a
-    log scale."""
-    runs = _done_runs(store, experiment)
+    rate), one colour per configuration (its seeds share it, labelled once); None when no run
+    stored any. Loss that spans decades is shown on a log scale."""
+    labels = configuration_labels(_done_runs(store, experiment))
+    colours = dict(zip(sorted(set(labels.values())), palette(len(set(labels.values())))))
     curves: dict[str, list[tuple[str, list, list]]] = defaultdict(list)
-    for run, label in zip(runs, run_labels(runs)):
+    for run, label in labels.items():
         points = defaultdict(lambda: ([], []))
-        for p in store.curves(run["key"]):
+        for p in store.curves(run):
             if p["name"] in TRAINING_CURVES:
                 points[p["name"]][0].append(p["step"])
                 points[p["name"]][1].append(p["value"])
@@ -45,15 +46,26 @@ def plot_training(store: ResultsStore, experiment: str | None) -> Figure | None:
     names = [n for n in TRAINING_CURVES if n in curves]
     fig, axes = panels(len(names))
     for ax, name in zip(axes, names):
-        lines = sorted(curves[name])
-        for colour, (label, steps, values) in zip(palette(len(lines)), lines):
-            ax.plot(steps, values, color=colour, lw=1, label=label)
+        lines, shown = sorted(curves[name]), set()
+        for label, steps, values in lines:
+            ax.plot(steps, values, color=colours[label], lw=1, alpha=0.8, label=None if label in shown else label)
+            shown.add(label)
         ax.set(title=metric_label(name), xlabel="step", ylabel=metric_label(name),
                yscale="log" if name == "loss" and _spans_decades([v for _, _, vs in lines for v in vs]) else "linear")
         ax.grid(alpha=0.3)
-        if len(lines) <= MAX_LEGEND:
+        if len(shown) <= MAX_LEGEND:
             ax.legend(fontsize=7)
     return fig
+
+
+def configuration_labels(runs: list[dict]) -> dict[str, str]:
+    """{run key: its configuration's label}: seeds of one configuration share the label of its
+    lowest seed."""
+    first = {}
+    for run in sorted(runs, key=lambda r: r["seed"] or 0):
+        first.setdefault(configuration_id(run["config"]), run)
+    label = dict(zip(first, run_labels(list(first.values()))))
+    return {run["key"]: label[configuration_id(run["config"])] for run in runs}
 
 
 def _spans_decades(values: list[float]) -> bool:
@@ -64,16 +76,13 @@ def _spans_decades(values: list[float]) -> bool:
 def bin_curves(store: ResultsStore, experiment: str | None) -> dict[str, dict[tuple[int, int], dict[int, list[float]]]]:
     """{configuration label: {bin: {step: [value per seed]}}} of every run with curves per bin."""
     runs = _done_runs(store, experiment)
-    first = {}  # a configuration's label is its lowest seed's
-    for run in sorted(runs, key=lambda r: r["seed"] or 0):
-        first.setdefault(configuration_id(run["config"]), run)
-    label = dict(zip(first, run_labels(list(first.values()))))
+    label = configuration_labels(runs)
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for run in runs:
         for point in store.curves(run["key"]):
             match = CURVE_NAME.match(point["name"])
             if match:
-                out[label[configuration_id(run["config"])]][int(match["lo"]), int(match["hi"])][point["step"]].append(
+                out[label[run["key"]]][int(match["lo"]), int(match["hi"])][point["step"]].append(
                     point["value"])
     return out
 
