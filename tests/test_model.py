@@ -98,6 +98,30 @@ def test_rope_rotation_preserves_norm_and_relative_scores():
     assert torch.allclose(q1 @ k1.transpose(-1, -2), q2 @ k2.transpose(-1, -2), atol=1e-4)
 
 
+def strided_rotate(inv_freq, x, position_ids):
+    """RoPE as Su et al. write it: pairs (x[2i], x[2i+1]) turned by id * inv_freq[i], on strided slices."""
+    angle = position_ids.float()[:, None, :, None] * inv_freq
+    cos, sin = angle.cos(), angle.sin()
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+def test_rope_complex_turn_matches_the_strided_pairs_and_grows_its_table():
+    model = model_for("rope", n_heads=2, d_model=32)
+    rope = model.pos
+    q, k = torch.randn(3, 2, 7, 16), torch.randn(3, 2, 7, 16)
+    # IDs as data: offsets, repeats (coupling), then IDs past the cached table, then the extension methods
+    for ids in (torch.arange(7).expand(3, 7), torch.tensor([[0, 3, 3, 1, 9, 9, 2]] * 3), torch.randint(0, 5000, (3, 7))):
+        for scale, ntk in ((1.0, 1.0), (4.0, 1.0), (1.0, 8.0)):
+            rope.set_extension(scale, ntk)
+            q1, k1 = rope.rotate(q, k, ids)
+            assert torch.allclose(q1, strided_rotate(rope.inv_freq, q, ids), atol=5e-6, rtol=0)
+            assert torch.allclose(k1, strided_rotate(rope.inv_freq, k, ids), atol=5e-6, rtol=0)
+            assert len(rope.turns) > int(ids.max())
+    with pytest.raises(ValueError, match="position IDs must be >= 0, got -1"):
+        rope.rotate(q, k, torch.full((3, 7), -1))
+
+
 def test_alibi_bias_is_linear_in_distance():
     slopes = alibi_slopes(4)
     assert torch.allclose(slopes, torch.tensor([2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8]))
