@@ -240,7 +240,7 @@ def print_sizes(sizes: list[Size], repeats: int, seconds: float) -> None:
 
 # -- a preset cell's time shares -------------------------------------------------------------------
 
-PIECES = [("data", lengthgen.data, "train_batch"), ("step", loop, "train_step"), ("checks", loop, "stops_early"),
+PIECES = [("setup", loop, "start_run"), ("data", lengthgen.data, "train_batch"), ("step", loop, "train_step"), ("checks", loop, "stops_early"),
           ("final evaluation", lifecycle, "final_metrics")]
 
 
@@ -275,8 +275,8 @@ def cell_shares(preset: str, run_name: str, steps: int) -> None:
     n = full.train.steps
     projected = {"step": seconds["step"] / steps * n, "data": seconds["data"] / steps * n,
                  "in-distribution checks": seconds.get("checks", 0.0) / (steps // every) * (n // full.train.eval_every),
-                 "final evaluation": seconds.get("final evaluation", 0.0),
-                 "other (bookkeeping, checkpoints, setup)": (total - sum(seconds.values())) / steps * n}
+                 "final evaluation": seconds.get("final evaluation", 0.0), "setup": seconds["setup"],
+                 "other (bookkeeping, checkpoints, store)": (total - sum(seconds.values())) / steps * n}
     whole = sum(projected.values())
     print(f"\n{preset}:{run_name}, {n} steps (timed: {steps} steps in {total:.1f} s): projected {whole:.0f} s per run; "
           f"step {1e3 * seconds['step'] / steps:.1f} ms, data {1e3 * seconds['data'] / steps:.2f} ms per step\n")

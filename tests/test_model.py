@@ -170,12 +170,12 @@ def test_log_length_scales_each_query_by_the_log_of_its_key_count():
         attn.log_scale.copy_(torch.tensor([1.0, 0.5]))
     q = torch.ones(1, 2, 4, 8)
     bias = torch.zeros(1, 2, 4, 4).masked_fill(torch.ones(4, 4, dtype=torch.bool).triu(1), float("-inf")) + 1.0
-    q2, bias2 = attn.length_scaled(q, bias, keys=4)
+    q2, bias2 = attn.length_scaled(q, bias, torch.arange(4)[None])
     expected = torch.tensor([1.0, 0.5])[:, None] * torch.log(torch.arange(1.0, 5.0))[None]  # query i sees i+1 keys
     torch.testing.assert_close(q2[0, :, :, 0], expected)
     assert torch.isinf(bias2).sum() == torch.isinf(bias).sum()  # the causal mask survives
     torch.testing.assert_close(bias2[0, :, 3, :].amax(-1), expected[:, 3])
-    q3, _ = attn.length_scaled(q[:, :, -1:], None, keys=4)  # one new query after 3 cached keys
+    q3, _ = attn.length_scaled(q[:, :, -1:], None, torch.tensor([[3]]))  # one new query after 3 cached keys
     torch.testing.assert_close(q3[0, :, 0, 0], expected[:, 3])
     assert model_for("t5").blocks[0].attn.log_scale is None  # the default is plain softmax
 
@@ -186,3 +186,31 @@ def test_log_length_attention_has_finite_gradients():
     x = torch.randint(4, 13, (2, 9))
     model(x).logits.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("scheme,scale", [(s, "none") for s in sorted(SCHEMES)] + [("rope", "log_length"),
+                                                                                   ("alibi", "log_length")])
+def test_the_loss_at_the_scored_positions_only_is_the_whole_loss(scheme, scale):
+    """Computing the last block and the head only where targets are scored gives the loss and the
+    gradients of the full forward, for every scheme (biases, rotations, embeddings) and length scaling."""
+    from lengthgen.data import IGNORE, Batch
+    from lengthgen.training.build import loss_on, scored_positions
+
+    g = torch.Generator().manual_seed(1)
+    inputs = torch.randint(4, 13, (3, 11), generator=g)
+    targets = torch.full((3, 11), IGNORE)
+    targets[0, 5] = 7  # one scored answer
+    targets[1, 2:9] = torch.randint(4, 13, (7,), generator=g)  # a long answer
+    targets[2, [3, 10]] = 4  # scattered
+    ids = torch.arange(11).expand(3, 11) + torch.tensor([[0], [4], [9]])  # shifted IDs, as with offsets
+    batch = Batch(inputs, targets, ids.clone(), [])
+    assert scored_positions(targets).shape == (3, 7)
+    grads, losses = [], []
+    for scored_only in (False, True):
+        model = model_for(scheme, attention_scale=scale, max_positions=40).train()
+        loss = loss_on(model, batch, False, torch.device("cpu"), scored_only=scored_only)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert torch.allclose(losses[0], losses[1], atol=1e-6)
+    assert grads[0].shape == grads[1].shape and torch.allclose(grads[0], grads[1], atol=1e-6, rtol=1e-4)
