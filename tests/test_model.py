@@ -98,6 +98,30 @@ def test_rope_rotation_preserves_norm_and_relative_scores():
     assert torch.allclose(q1 @ k1.transpose(-1, -2), q2 @ k2.transpose(-1, -2), atol=1e-4)
 
 
+def strided_rotate(inv_freq, x, position_ids):
+    """RoPE as Su et al. write it: pairs (x[2i], x[2i+1]) turned by id * inv_freq[i], on strided slices."""
+    angle = position_ids.float()[:, None, :, None] * inv_freq
+    cos, sin = angle.cos(), angle.sin()
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+def test_rope_complex_turn_matches_the_strided_pairs_and_grows_its_table():
+    model = model_for("rope", n_heads=2, d_model=32)
+    rope = model.pos
+    q, k = torch.randn(3, 2, 7, 16), torch.randn(3, 2, 7, 16)
+    # IDs as data: offsets, repeats (coupling), then IDs past the cached table, then the extension methods
+    for ids in (torch.arange(7).expand(3, 7), torch.tensor([[0, 3, 3, 1, 9, 9, 2]] * 3), torch.randint(0, 5000, (3, 7))):
+        for scale, ntk in ((1.0, 1.0), (4.0, 1.0), (1.0, 8.0)):
+            rope.set_extension(scale, ntk)
+            q1, k1 = rope.rotate(q, k, ids)
+            assert torch.allclose(q1, strided_rotate(rope.inv_freq, q, ids), atol=5e-6, rtol=0)
+            assert torch.allclose(k1, strided_rotate(rope.inv_freq, k, ids), atol=5e-6, rtol=0)
+            assert len(rope.turns) > int(ids.max())
+    with pytest.raises(ValueError, match="position IDs must be >= 0, got -1"):
+        rope.rotate(q, k, torch.full((3, 7), -1))
+
+
 def test_alibi_bias_is_linear_in_distance():
     slopes = alibi_slopes(4)
     assert torch.allclose(slopes, torch.tensor([2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8]))
@@ -146,12 +170,12 @@ def test_log_length_scales_each_query_by_the_log_of_its_key_count():
         attn.log_scale.copy_(torch.tensor([1.0, 0.5]))
     q = torch.ones(1, 2, 4, 8)
     bias = torch.zeros(1, 2, 4, 4).masked_fill(torch.ones(4, 4, dtype=torch.bool).triu(1), float("-inf")) + 1.0
-    q2, bias2 = attn.length_scaled(q, bias, keys=4)
+    q2, bias2 = attn.length_scaled(q, bias, torch.arange(4)[None])
     expected = torch.tensor([1.0, 0.5])[:, None] * torch.log(torch.arange(1.0, 5.0))[None]  # query i sees i+1 keys
     torch.testing.assert_close(q2[0, :, :, 0], expected)
     assert torch.isinf(bias2).sum() == torch.isinf(bias).sum()  # the causal mask survives
     torch.testing.assert_close(bias2[0, :, 3, :].amax(-1), expected[:, 3])
-    q3, _ = attn.length_scaled(q[:, :, -1:], None, keys=4)  # one new query after 3 cached keys
+    q3, _ = attn.length_scaled(q[:, :, -1:], None, torch.tensor([[3]]))  # one new query after 3 cached keys
     torch.testing.assert_close(q3[0, :, 0, 0], expected[:, 3])
     assert model_for("t5").blocks[0].attn.log_scale is None  # the default is plain softmax
 
@@ -162,3 +186,31 @@ def test_log_length_attention_has_finite_gradients():
     x = torch.randint(4, 13, (2, 9))
     model(x).logits.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("scheme,scale", [(s, "none") for s in sorted(SCHEMES)] + [("rope", "log_length"),
+                                                                                   ("alibi", "log_length")])
+def test_the_loss_at_the_scored_positions_only_is_the_whole_loss(scheme, scale):
+    """Computing the last block and the head only where targets are scored gives the loss and the
+    gradients of the full forward, for every scheme (biases, rotations, embeddings) and length scaling."""
+    from lengthgen.data import IGNORE, Batch
+    from lengthgen.training.build import loss_on, scored_positions
+
+    g = torch.Generator().manual_seed(1)
+    inputs = torch.randint(4, 13, (3, 11), generator=g)
+    targets = torch.full((3, 11), IGNORE)
+    targets[0, 5] = 7  # one scored answer
+    targets[1, 2:9] = torch.randint(4, 13, (7,), generator=g)  # a long answer
+    targets[2, [3, 10]] = 4  # scattered
+    ids = torch.arange(11).expand(3, 11) + torch.tensor([[0], [4], [9]])  # shifted IDs, as with offsets
+    batch = Batch(inputs, targets, ids.clone(), [])
+    assert scored_positions(targets).shape == (3, 7)
+    grads, losses = [], []
+    for scored_only in (False, True):
+        model = model_for(scheme, attention_scale=scale, max_positions=40).train()
+        loss = loss_on(model, batch, False, torch.device("cpu"), scored_only=scored_only)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert torch.allclose(losses[0], losses[1], atol=1e-6)
+    assert grads[0].shape == grads[1].shape and torch.allclose(grads[0], grads[1], atol=1e-6, rtol=1e-4)

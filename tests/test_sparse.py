@@ -120,3 +120,12 @@ def test_batches_deterministic_given_seed():
     lengths = [e.length for e in a.examples]
     assert min(lengths) >= 8 and max(lengths) <= 20
     assert int(a.inputs[0, 0]) == BOS
+
+
+def test_background_tokens_are_the_draws_encoded():
+    """The background is each draw b_i looked up in the vocabulary: the same examples, token for
+    token, as encoding the symbols one by one."""
+    task = make_task("sparse_parity", background_size=5)
+    for seed in range(3):
+        draws = np.random.default_rng(seed).integers(0, 5, 40)
+        assert (task._background(np.random.default_rng(seed), 40) == task.vocab.encode([f"b{i}" for i in draws])).all()

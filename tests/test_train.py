@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lengthgen.config import load_run_config
+from lengthgen.config import ConfigError, load_run_config
 from lengthgen.data import TrainBatches, collate, eval_examples, train_batch
 from lengthgen.evaluate import greedy_predictions, score
 from lengthgen.store import ResultsStore
@@ -175,6 +175,34 @@ def test_length_buckets_cut_padding_and_keep_the_gradient():
             assert sorted(len(e.inputs) for p, _ in pieces for e in p.examples) == sorted(
                 len(e.inputs) for e in batch.examples)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+
+
+def test_auto_length_buckets_follow_the_spread_of_lengths():
+    from lengthgen.data import PART_COST_TOKENS, auto_parts, length_buckets, train_batch
+
+    assert auto_parts(np.full(64, 30)) == 1  # equal lengths: nothing to gain
+    assert auto_parts(np.array([10] * 32 + [11] * 32)) == 1  # one token of spread is not worth a sub-batch
+    spread = np.arange(1, 65)
+    parts = auto_parts(spread)
+    assert 2 <= parts <= 8
+    one = 64 * 64
+    chosen = sum(len(r) * int(r[-1]) for r in np.array_split(spread, parts)) + (parts - 1) * PART_COST_TOKENS
+    assert chosen < one
+    cfg = load_run_config({"task": {"name": "unique_copy", "train_lengths": [1, 30]}})
+    assert cfg.train.length_buckets == "auto"
+    batch = train_batch(cfg.task.build(), 0, 0, 64, (1, 30), None)
+    pieces = length_buckets(batch, "auto")
+    assert len(pieces) == auto_parts(np.array([len(e.inputs) for e in batch.examples])) > 1
+    assert sum(float(s) for _, s in pieces) == pytest.approx(1.0)
+
+
+def test_auto_buckets_are_the_same_run_as_one_batch_and_a_fixed_count_is_not():
+    base = {"task": {"name": "unique_copy", "train_lengths": [1, 30]}}
+    auto, one = load_run_config(base), load_run_config({**base, "train": {"length_buckets": 1}})
+    assert auto.train.length_buckets == "auto" and auto.key() == one.key()
+    assert load_run_config({**base, "train": {"length_buckets": 2}}).key() != one.key()
+    with pytest.raises(ConfigError, match="length_buckets"):
+        load_run_config({**base, "train": {"length_buckets": "some"}})
 
 
 def test_length_buckets_run_trains(tmp_path):

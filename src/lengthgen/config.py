@@ -185,8 +185,9 @@ class TrainConfig(Strict):
     position_offset: Literal["auto", "random", "none"] = "auto"
     bf16: bool = False
     # Sorted sub-batches per step, each padded only to its own longest example (gradient
-    # accumulation; same gradient up to summation order). 1 = one padded batch.
-    length_buckets: Int = Field(1, ge=1)
+    # accumulation; same gradient up to summation order). 1 = one padded batch; "auto" = per step,
+    # as many as compute the fewest tokens (data.auto_parts; 1 when the lengths are equal).
+    length_buckets: Annotated[Int, Field(ge=1)] | Literal["auto"] = "auto"
     # A fixed training set of this many distinct examples, drawn once from the run's seed and
     # iterated in shuffled epochs (data.TrainingSet); None = fresh examples at every step.
     dataset_size: Int | None = Field(None, ge=1, le=10_000_000)
@@ -301,6 +302,10 @@ class RunConfig(Strict):
     def key(self) -> str:
         """Deterministic identity of a run: a hash of everything that affects its results."""
         d = self.model_dump(mode="json", exclude={"name", "experiment", "device", "data_workers"})
+        # Automatic sub-batches compute the one padded batch's gradient up to summation order: like
+        # the device, how a step is computed, not which run it is (the same key as one batch).
+        if d["train"]["length_buckets"] == "auto":
+            d["train"]["length_buckets"] = 1
         # Fields added after runs were stored leave the hash alone at their defaults, so those
         # runs keep their keys (and resume/skip as before).
         for section, field, default in KEY_NEUTRAL_DEFAULTS:

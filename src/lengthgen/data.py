@@ -210,15 +210,34 @@ def _batch_worker_draw(seed: int, step: int):
     return b.inputs.numpy(), b.targets.numpy(), b.position_ids.numpy(), b.examples
 
 
-def length_buckets(batch: Batch, parts: int) -> list[tuple[Batch, torch.Tensor]]:
-    """Split a step's batch into up to `parts` sub-batches of examples sorted by length, each cut
-    to its own longest example, so short examples stop paying for the longest one's padding.
+# What one more sub-batch costs, in padded tokens: its fixed share of a step (a forward and a
+# backward pass launched, Python) measured against the per-token cost of the presets' models.
+PART_COST_TOKENS = 96
+MOST_PARTS = 8
+
+
+def auto_parts(lengths: np.ndarray) -> int:
+    """How many length-sorted sub-batches compute the fewest tokens, each one beyond the first
+    counted as PART_COST_TOKENS more: 1 when the lengths are equal, more as they spread."""
+    ordered = np.sort(lengths)
+    costs = [sum(len(rows) * int(rows[-1]) for rows in np.array_split(ordered, parts)) + (parts - 1) * PART_COST_TOKENS
+             for parts in range(1, min(MOST_PARTS, len(ordered)) + 1)]
+    return 1 + int(np.argmin(costs))
+
+
+def length_buckets(batch: Batch, parts: int | str) -> list[tuple[Batch, torch.Tensor]]:
+    """Split a step's batch into up to `parts` sub-batches of examples sorted by length ("auto":
+    as many as `auto_parts` finds cheapest), each cut to its own longest example, so short examples
+    stop paying for the longest one's padding.
     Each comes with the factor that turns its mean loss into its share of the whole batch's mean
     loss (its scored targets / the batch's), so summed sub-batch losses give the step's gradient.
     Sub-batches without scored targets are dropped (they contribute nothing)."""
+    lengths = np.array([len(e.inputs) for e in batch.examples])
+    if parts == "auto":
+        parts = auto_parts(lengths)
     if parts == 1:
         return [(batch, torch.ones(()))]
-    lengths = torch.tensor([len(e.inputs) for e in batch.examples])
+    lengths = torch.from_numpy(lengths)
     scored = (batch.targets != IGNORE).sum(dim=1)
     total = scored.sum()
     out = []

@@ -152,6 +152,7 @@ class Rotary(PositionalScheme):
         if self.head_dim % 2:
             raise ValueError(f"rope needs an even head dimension, got d_model/n_heads = {self.head_dim}")
         self.register_buffer("inv_freq", torch.zeros(self.head_dim // 2), persistent=False)
+        self.register_buffer("turns", torch.ones(0, self.head_dim // 2, dtype=torch.complex64), persistent=False)
         self.set_extension(scale, ntk_factor)
 
     def set_extension(self, scale: float = 1.0, ntk_factor: float = 1.0) -> None:
@@ -163,14 +164,32 @@ class Rotary(PositionalScheme):
         base = self.base * ntk_factor ** (self.head_dim / (self.head_dim - 2)) if ntk_factor != 1 else self.base
         dims = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=self.inv_freq.device)
         self.inv_freq = base ** (-dims / self.head_dim) / scale
+        self.turns = self.turns[:0]  # the angles changed: the table is rebuilt when next needed
+
+    def rotations(self, position_ids) -> torch.Tensor:
+        """e^(i·id·θ) for each ID [B, T] as [B, 1, T, Dh/2], from a table of IDs 0..n−1 that grows
+        (doubling) when a larger ID comes: computed once, not every step. Fractional IDs get their
+        angles computed."""
+        if position_ids.is_floating_point():
+            angle = position_ids[:, None, :, None] * self.inv_freq
+            return torch.polar(torch.ones_like(angle), angle)
+        low, top = map(int, torch.aminmax(position_ids))
+        if low < 0:
+            raise ValueError(f"rope: position IDs must be >= 0, got {low}")
+        if top >= len(self.turns):
+            n = max(top + 1, 2 * len(self.turns), 64)
+            angle = torch.arange(n, dtype=torch.float32, device=self.inv_freq.device)[:, None] * self.inv_freq
+            self.turns = torch.polar(torch.ones_like(angle), angle)
+        return self.turns[position_ids][:, None]
 
     def rotate(self, q, k, position_ids):
-        angle = position_ids.float()[:, None, :, None] * self.inv_freq  # [B, 1, T, Dh/2]
-        cos, sin = angle.cos(), angle.sin()
+        # Each adjacent pair (x[2i], x[2i+1]) is the complex number x[2i] + i·x[2i+1], turned by
+        # the angle id·θ_i: one complex multiply instead of strided slices and a stack.
+        turns = self.rotations(position_ids)
 
         def turn(x):
-            x1, x2 = x[..., 0::2], x[..., 1::2]
-            return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2).type_as(x)
+            pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+            return torch.view_as_real(pairs * turns).flatten(-2).type_as(x)
 
         return turn(q), turn(k)
 

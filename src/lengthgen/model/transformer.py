@@ -37,34 +37,50 @@ class Attention(nn.Module):
         # training lengths instead of spreading over the extra keys. s_h is learned, starting at 1.
         self.log_scale = nn.Parameter(torch.ones(cfg.n_heads)) if cfg.attention_scale == "log_length" else None
 
-    def forward(self, x, position_ids, pos: PositionalScheme, bias, cache: "LayerCache | None" = None):
+    def forward(self, x, position_ids, pos: PositionalScheme, bias, cache: "LayerCache | None" = None,
+                at: torch.Tensor | None = None):
         """`x` and `position_ids` cover the new tokens; with a cache, their keys and values join
-        those of the earlier tokens, and `bias` holds the new tokens' rows."""
+        those of the earlier tokens, and `bias` holds the new tokens' rows. With `at` [B, S] (no
+        cache), only the queries at those positions are computed: outputs [B, S, D]."""
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
         q, k = pos.rotate(q, k, position_ids)
         if cache is not None:
             k, v = cache.extend(k, v)
+        if at is None:
+            query_pos = torch.arange(k.shape[2] - T, k.shape[2], device=x.device)[None]
+        else:
+            query_pos, q = at, q.gather(2, at[:, None, :, None].expand(-1, q.shape[1], -1, q.shape[3]))
+            bias = self.query_rows(bias, at) if bias is not None else \
+                (torch.arange(T, device=x.device) <= at[..., None])[:, None]  # causal rows of the queries
         if self.log_scale is not None:
-            q, bias = self.length_scaled(q, bias, keys=k.shape[2])
+            q, bias = self.length_scaled(q, bias, query_pos)
         if bias is not None:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias if bias.dtype == torch.bool else bias.to(q.dtype))
         elif k.shape[2] == T:  # no earlier tokens
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:  # new tokens after cached ones: query i sees every earlier token and new tokens <= i
             seen = torch.ones(T, k.shape[2], dtype=torch.bool, device=q.device).tril(k.shape[2] - T)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=seen)
-        return self.out(y.transpose(1, 2).reshape(B, T, D))
+        return self.out(y.transpose(1, 2).reshape(B, q.shape[2], D))
 
-    def length_scaled(self, q, bias, keys: int):
-        """q and the bias rows of the T newest queries scaled by s_h·ln(keys each one sees)."""
-        T = q.shape[2]
-        seen = torch.arange(keys - T + 1, keys + 1, device=q.device, dtype=q.dtype)  # causal: i+1 keys
-        factor = self.log_scale.to(q.dtype)[:, None] * seen.log()[None, :]  # [H, T]
-        q = q * factor[None, :, :, None]
+    @staticmethod
+    def query_rows(bias: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        """The rows of a [B or 1, H or 1, T, T] bias (causal mask folded in) at positions `at` [B, S]."""
+        bias = bias.expand(at.shape[0], -1, -1, -1)
+        return bias.gather(2, at[:, None, :, None].expand(-1, bias.shape[1], -1, bias.shape[3]))
+
+    def length_scaled(self, q, bias, query_pos: torch.Tensor):
+        """q and the bias rows of the queries at `query_pos` [B or 1, S] scaled by s_h·ln(keys each
+        one sees): a causal query at position i sees i + 1 keys."""
+        seen = (query_pos + 1).to(q.dtype)
+        factor = self.log_scale.to(q.dtype)[None, :, None] * seen.log()[:, None, :]  # [B or 1, H, S]
+        q = q * factor[..., None]
+        if bias is not None and bias.dtype == torch.bool:
+            bias = torch.zeros(bias.shape, dtype=q.dtype, device=q.device).masked_fill(~bias, float("-inf"))
         if bias is not None:  # the causal mask's -inf stays -inf; masked out before the product, so
             masked = torch.isinf(bias)  # no inf * 0 reaches the backward pass
-            bias = (bias.masked_fill(masked, 0) * factor[None, :, :, None].to(bias.dtype)).masked_fill(masked, float("-inf"))
+            bias = (bias.masked_fill(masked, 0) * factor[..., None].to(bias.dtype)).masked_fill(masked, float("-inf"))
         return q, bias
 
 
@@ -90,8 +106,10 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.mlp = nn.Sequential(nn.Linear(cfg.d_model, d_mlp), nn.GELU(), nn.Linear(d_mlp, cfg.d_model))
 
-    def forward(self, x, position_ids, pos, bias, cache: LayerCache | None = None):
-        x = x + self.attn(self.ln1(x), position_ids, pos, bias, cache)
+    def forward(self, x, position_ids, pos, bias, cache: LayerCache | None = None, at: torch.Tensor | None = None):
+        """With `at` [B, S]: the block's outputs at those positions only, [B, S, D]."""
+        rows = x if at is None else x.gather(1, at[..., None].expand(-1, -1, x.shape[2]))
+        x = rows + self.attn(self.ln1(x), position_ids, pos, bias, cache, at)
         return x + self.mlp(self.ln2(x))
 
 
@@ -134,8 +152,12 @@ class Transformer(nn.Module):
         return bias.masked_fill(future, float("-inf"))
 
     def forward(self, idx: torch.Tensor, position_ids: torch.Tensor | None = None,
-                cache: list[LayerCache] | None = None) -> Output:
+                cache: list[LayerCache] | None = None, at: torch.Tensor | None = None) -> Output:
         """Token logits [B, T, V] and, with a position head, position-ID logits [B, T, P].
+
+        With `at` [B, S] (positions per example, e.g. the scored ones): the logits at those
+        positions only, [B, S, ...]. The last block then computes its queries, MLP and the heads
+        for those S positions instead of all T, which is most of a block when S << T.
 
         Incremental decoding: with `cache` (one `LayerCache` per block, from `new_cache()`), `idx`
         holds only the tokens after those already cached and `position_ids` the IDs of all tokens
@@ -155,8 +177,11 @@ class Transformer(nn.Module):
         if bias is not None:
             bias = bias[..., -T:, :]
         new_ids = position_ids[:, -T:]
+        if at is not None and cache is not None:
+            raise ValueError("outputs at chosen positions are for whole sequences, not incremental decoding")
         for i, block in enumerate(self.blocks):
-            x = block(x, new_ids, self.pos, bias, None if cache is None else cache[i])
+            last = i == len(self.blocks) - 1
+            x = block(x, new_ids, self.pos, bias, None if cache is None else cache[i], at if last else None)
         x = self.ln_f(x)
         return Output(self.head(x), None if self.position_head is None else self.position_head(x))
 

@@ -16,9 +16,11 @@ the last w positions) or `block` (contiguous, at a uniform start).
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
-from .base import BOS, EOS, SEP, Example, Task, Vocab, register_task, sequence_example
+from .base import BOS, EOS, SEP, Task, Vocab, register_task, sequence_example
 
 PLACEMENTS = ("uniform", "local:w", "block")
 
@@ -91,8 +93,12 @@ class _Planted(Task):
                              f"in length {n}")
         return k
 
+    @cached_property
+    def _background_ids(self) -> np.ndarray:
+        return self.vocab.encode([f"b{i}" for i in range(self.background_size)])
+
     def _background(self, rng, n):
-        return self.vocab.encode([f"b{i}" for i in rng.integers(0, self.background_size, n)])
+        return self._background_ids[rng.integers(0, self.background_size, n)]
 
     def breakdown(self):
         return {"k": list(range(self.k_lo, self.k_hi + 1))}
@@ -109,6 +115,10 @@ class _PlantedFunction(_Planted):
         self.vocab = Vocab([f"b{i}" for i in range(background_size)] + [f"p{v}" for v in range(m)]
                            + [str(v) for v in range(m)])
 
+    @cached_property
+    def _planted_ids(self) -> np.ndarray:  # p0 … p(m−1)
+        return self.vocab.encode([f"p{v}" for v in range(self.modulus)])
+
     def answer(self, values: np.ndarray) -> int:
         raise NotImplementedError
 
@@ -121,7 +131,7 @@ class _PlantedFunction(_Planted):
         xs = self._background(rng, n)
         S = place(rng, n, k, self.place_kind, self.window)
         values = rng.integers(0, self.modulus, k)
-        xs[S] = self.vocab.encode([f"p{v}" for v in values])
+        xs[S] = self._planted_ids[values]
         y = self.answer(values)
         seq = np.concatenate([[BOS], xs, [SEP, self.vocab[str(y)], EOS]])
         sep = n + 1

@@ -91,11 +91,25 @@ def make_schedule(opt: torch.optim.Optimizer, cfg: RunConfig, last_step: int = -
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg), last_epoch=last_step)
 
 
-def loss_on(model, batch: Batch, bf16: bool, device, position_loss_weight: float = 0.0) -> torch.Tensor:
-    """Next-token cross-entropy, plus the weighted PPC position-ID loss for a model with a position head."""
+def loss_on(model, batch: Batch, bf16: bool, device, position_loss_weight: float = 0.0,
+            scored_only: bool = False) -> torch.Tensor:
+    """Next-token cross-entropy, plus the weighted PPC position-ID loss for a model with a position head.
+    `scored_only` (a model without a position head): the logits at the scored positions only, the
+    same loss with less compute where few targets are scored."""
+    at = scored_positions(batch.targets) if scored_only else None
     with autocast(device, bf16):
-        out = model(batch.inputs, batch.position_ids)
-    return output_loss(out, batch, position_loss_weight)
+        out = model(batch.inputs, batch.position_ids, at=at)
+    if at is None:
+        return output_loss(out, batch, position_loss_weight)
+    return F.cross_entropy(out.logits.float().flatten(0, 1), batch.targets.gather(1, at).flatten(), ignore_index=IGNORE)
+
+
+def scored_positions(targets: torch.Tensor) -> torch.Tensor:
+    """[B, S] per example its scored positions in order, then unscored ones (targets IGNORE) up to
+    S = the most scored positions of any example."""
+    scored = targets != IGNORE
+    most = max(int(scored.sum(1).max()), 1)
+    return torch.argsort((~scored).to(torch.int8), dim=1, stable=True)[:, :most]
 
 
 def output_loss(out: Output, batch: Batch, position_loss_weight: float = 0.0) -> torch.Tensor:

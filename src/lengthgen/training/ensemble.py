@@ -56,9 +56,9 @@ def check_members(configs: list[RunConfig]) -> None:
     """Fail unless the configs can train as one ensemble: same everything but seed and train.lr."""
     if not configs:
         raise ConfigError("an ensemble needs at least one run config")
-    if configs[0].train.length_buckets != 1:
-        raise ConfigError("ensembles train every member on one padded batch: set train.length_buckets: 1 "
-                          f"(got {configs[0].train.length_buckets})")
+    if configs[0].train.length_buckets not in (1, "auto"):  # auto: one padded batch, the same run
+        raise ConfigError("ensembles train every member on one padded batch: set train.length_buckets to 1 or auto "
+                          f"(got {configs[0].train.length_buckets!r})")
     first = shared_fields(configs[0])
     seen = {}
     for i, cfg in enumerate(configs):

@@ -74,9 +74,10 @@ def train_step(run: Run, net, batch: Batch, share, dp: DataParallel) -> torch.Te
     run.model.train()
     run.opt.zero_grad(set_to_none=True)
     loss = torch.zeros((), device=run.device)
+    scored_only = not run.model.predicts_positions  # the position head's loss needs every position
     for part, part_share in length_buckets(batch, t.length_buckets):
         part_loss = share * part_share.to(run.device) * loss_on(net, part.to(run.device), t.bf16, run.device,
-                                                                t.position_loss_weight)
+                                                                t.position_loss_weight, scored_only)
         part_loss.backward()
         loss += part_loss.detach()
     if t.positional_reg:
