@@ -1,4 +1,4 @@
-"""Where a CPU preset cell's time goes, and whether torch.compile pays end to end (issue 11, item 5).
+"""Where a CPU preset cell's time goes, and whether torch.compile pays end to end.
 
 One representative cell of the algorithmic CPU preset (`sort`, APE, trained on lengths 1-16, bins
 [1,16] [17,32] [33,48], 2 layers / 4 heads / d=64, batch 64, the preset's optimizer, schedule and

@@ -1,4 +1,4 @@
-"""Properties of the Huang et al. algorithmic suite (DESIGN §4.2).
+"""Properties of the Huang et al. algorithmic suite (docs/design.md §4.2).
 
 Every rule is re-derived from the decoded tokens with plain Python (Counter, int(·, 2), sorted),
 never with the task module's own helpers.

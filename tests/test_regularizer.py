@@ -1,4 +1,4 @@
-"""The positional-attention penalty (DESIGN §4.2) against a direct loop, and its effect on gradients."""
+"""The positional-attention penalty (docs/design.md §4.2) against a direct loop, and its effect on gradients."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""k-sparse planted tasks: every sample obeys its rule (DESIGN §4.1)."""
+"""k-sparse planted tasks: every sample obeys its rule (docs/design.md §4.1)."""
 
 import numpy as np
 import pytest

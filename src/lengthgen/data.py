@@ -105,7 +105,7 @@ def train_batch(task: Task, seed: int, step: int, batch_size: int, lengths: tupl
                 training_set: TrainingSet | None = None) -> Batch:
     """The batch of training step `step`: fresh examples, or the step's share of `training_set`.
     With `offset_max_length`, each example gets a random position offset
-    (`positions.draw_offsets`, APE: DESIGN §4.2). With `position_sampler` (randomized positions),
+    (`positions.draw_offsets`, APE: docs/design.md §4.2). With `position_sampler` (randomized positions),
     each example's IDs are redrawn."""
     rng = np.random.default_rng([seed, step])
     if training_set is None:

@@ -1,4 +1,4 @@
-"""Length-bin evaluation (DESIGN §3).
+"""Length-bin evaluation (docs/design.md §3).
 
 Per inclusive length bin, on a fixed evaluation set:
 - `exact_match_tf`: teacher-forced argmax is right at every scored position (Huang et al.);

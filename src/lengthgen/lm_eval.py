@@ -1,4 +1,4 @@
-"""Evaluation per context length for language modelling (DESIGN §4.5).
+"""Evaluation per context length for language modelling (docs/design.md §4.5).
 
 A model trained at context L is run at contexts C (the evaluation bins [C, C]; by default L, 2L,
 4L, 8L) on windows from held-out (validation) documents with at least C_max tokens, C_max the

@@ -1,11 +1,11 @@
-"""Every position-ID rule, in one place (DESIGN §2: position IDs are data).
+"""Every position-ID rule, in one place (docs/design.md §2: position IDs are data).
 
 A task gives each example its IDs (`Example.position_ids`, None for the sequential 0..T-1); the
 model consumes whatever IDs it is given. What happens to them between the two is decided here:
 
 - sequential IDs and the IDs of an example (`example_ids`);
 - random training offsets: which runs use them (`uses_offsets`), how far an example may be shifted
-  (`max_offset`; a task family may fix its own range, DESIGN §4.2), the draw (`draw_offsets`) and
+  (`max_offset`; a task family may fix its own range, docs/design.md §4.2), the draw (`draw_offsets`) and
   the shift itself (`shifted_ids`, from the example's `offset_from` on);
 - the size of a learned position table that serves every evaluation length and every shifted
   training example (`table_size`);
@@ -56,7 +56,7 @@ def uses_offsets(mode: str, has_table: bool, predicts_positions: bool) -> bool:
 
 def max_offset(task: Task, length: int, longest: int) -> int:
     """Largest random offset for an example of `length` when the model serves lengths up to
-    `longest`: the task family's own range (DESIGN §4.2) where it fixes one, else far enough for
+    `longest`: the task family's own range (docs/design.md §4.2) where it fixes one, else far enough for
     the example's last ID to reach the last ID of the longest sequence."""
     own = task.max_offset(length, longest)
     return max(0, task.seq_len(longest) - task.seq_len(length)) if own is None else own

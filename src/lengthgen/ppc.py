@@ -1,4 +1,4 @@
-"""Predictive Position Coupling (Golowich et al. 2025; DESIGN §4.4).
+"""Predictive Position Coupling (Golowich et al. 2025; docs/design.md §4.4).
 
 With `model.predict_positions`, the transformer's position head predicts, at every position t,
 the position ID of the token at t+1. Training adds `train.position_loss_weight` times the

@@ -1,4 +1,4 @@
-"""The statistics that judge each claim (DESIGN §7): pure numpy, no other lengthgen imports.
+"""The statistics that judge each claim (docs/design.md §7): pure numpy, no other lengthgen imports.
 
 Every accuracy enters as (accuracy, count) per seed: the fraction of `count` evaluation examples
 that were right. Intervals are percentile bootstraps over seeds and examples: resample the seeds
@@ -160,7 +160,7 @@ def _seed_mean(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def slope_interval(ks, acc, count, train_acc, *, train_count=None, learned: float = LEARNED,
                    resamples: int = RESAMPLES, level: float = LEVEL, seed: int = 0) -> SlopeResult:
-    """The sparsity statistic at one bin beyond training (DESIGN §7).
+    """The sparsity statistic at one bin beyond training (docs/design.md §7).
 
     ks: (K,) the k values; acc, count: (seeds, K) accuracy and example count at the bin;
     train_acc: (seeds, K) accuracy on the training bin. A (seed, k) point counts only where

@@ -1,4 +1,4 @@
-"""The dependency-sparsity probe (DESIGN §4.5): how many distant tokens carry a token's long-context gain.
+"""The dependency-sparsity probe (docs/design.md §4.5): how many distant tokens carry a token's long-context gain.
 
 For one target token t (a `Query`), the context splits into tokens that are always kept (the
 last L tokens; for a synthetic task `<bos>`, `<sep>` and the query) and *candidates* that may be

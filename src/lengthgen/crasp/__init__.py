@@ -1,4 +1,4 @@
-"""C-RASP (DESIGN §6): the language (`lang`), fragment analysis (`fragment`) and the program
+"""C-RASP (docs/design.md §6): the language (`lang`), fragment analysis (`fragment`) and the program
 library with predictions (`library`)."""
 
 from .fragment import Fragment, fragment

@@ -1,6 +1,6 @@
 """C-RASP as a small embedded language: syntax, well-formedness, printing and an interpreter.
 
-C-RASP (DESIGN §6; Yang & Chiang 2024, Huang et al. 2025) computes, at every position i of a
+C-RASP (docs/design.md §6; Yang & Chiang 2024, Huang et al. 2025) computes, at every position i of a
 string w1..wT (positions start at 1), Boolean and count values:
 
     Boolean  φ ::= Q_σ(i) | ¬φ | φ ∧ φ | φ ∨ φ | C ∘ C (∘ ∈ <, ≤, =, ≠, >, ≥) | ⊤ | ⊥

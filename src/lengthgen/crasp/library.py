@@ -1,4 +1,4 @@
-"""C-RASP programs for lengthgen's tasks, and the predictions they give (DESIGN §4.2, §4.3, §6).
+"""C-RASP programs for lengthgen's tasks, and the predictions they give (docs/design.md §4.2, §4.3, §6).
 
 A program reads the tokens the model reads after `<bos>`, so program position i is model
 position i (`<bos>` sits at 0):
@@ -29,7 +29,7 @@ SEP, EOS = "<sep>", "<eos>"
 PROGRAMS: dict[str, Callable[[], Program]] = {}  # built on demand: some programs are large
 NO_PROGRAM: dict[str, str] = {}
 
-# What Huang et al. (2025) state (DESIGN §4.2, §4.3), to show next to our derived predictions.
+# What Huang et al. (2025) state (docs/design.md §4.2, §4.3), to show next to our derived predictions.
 PAPER_PREDICTIONS: dict[str, tuple[bool, bool]] = {  # task -> (APE generalizes, NoPE generalizes)
     **{t: (True, True) for t in ("tomita1", "tomita2", "tomita7", "dyck2", "dyck3", "dyck4", "dyck12", "abcde",
                                  "ab_d_bc", "bin_majority", "majority", "sort")},
@@ -289,7 +289,7 @@ def get_program(task_name: str) -> Program:
 
 
 def predict(task_name: str) -> Prediction:
-    """The C-RASP-based prediction for a task (DESIGN §1, §6)."""
+    """The C-RASP-based prediction for a task (docs/design.md §1, §6)."""
     paper = PAPER_PREDICTIONS.get(task_name)
     if task_name in NO_PROGRAM:
         return Prediction(task_name, None, NO_PROGRAM[task_name], None, False, False, paper)

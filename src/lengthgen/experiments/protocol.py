@@ -1,4 +1,4 @@
-"""Huang et al.'s model-selection protocol (DESIGN §4.2) as an experiment mode.
+"""Huang et al.'s model-selection protocol (docs/design.md §4.2) as an experiment mode.
 
 An experiment file with a `protocol` section treats every point of `base`/`runs`/`grid` as a
 *cell* (typically one task × positional scheme) and runs, per cell:

@@ -40,7 +40,7 @@ from ..training import Tracker, is_done, train_run
 
 EXECUTORS = ("sequential", "local", "ray")
 MAX_RETRIES = 2  # re-runs of a run whose worker died (an exception in the run is not retried)
-LOOPBACK = "127.0.0.1"  # an embedded Ray instance listens here only (README: security and failure model)
+LOOPBACK = "127.0.0.1"  # an embedded Ray instance listens here only (docs/security.md)
 # Ray binds its services to the node's IP, which on Linux is the routable address unless Ray is told
 # this machine is no cluster node; read once, when ray is first imported, so it is set before that.
 RAY_NO_CLUSTER = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

@@ -1,4 +1,4 @@
-"""The positional-attention penalty of Huang et al. (DESIGN §4.2).
+"""The positional-attention penalty of Huang et al. (docs/design.md §4.2).
 
 For every layer and head, with P the learned position table and M = (P Wq)(P Wk)ᵀ, the penalty
 is the mean over key positions j of Σ_{i≥j} M_ij² (only causal query/key pairs count). It pushes

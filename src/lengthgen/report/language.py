@@ -1,4 +1,4 @@
-"""The language-modelling view (DESIGN §4.5): per run, the loss of each position bucket at each
+"""The language-modelling view (docs/design.md §4.5): per run, the loss of each position bucket at each
 evaluated context (and context-extension method), and a figure of loss against position bucket at
 the longest context, one line per run."""
 

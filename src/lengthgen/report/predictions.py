@@ -1,4 +1,4 @@
-"""Predicted vs observed length generalization (Huang et al. 2025, DESIGN §4.2): per task and
+"""Predicted vs observed length generalization (Huang et al. 2025, docs/design.md §4.2): per task and
 scheme, the bins, the C-RASP prediction, the observed outcome and whether they agree, plus a figure
 with one panel per task. For a protocol experiment its rows are the protocol's decisions, averaged
 over the chosen configuration's successful seeds. Beside each row, Huang et al.'s published numbers
@@ -26,7 +26,7 @@ def scheme_label(positional: str, positional_reg: float) -> str:
 
 
 def predicted_to_generalize(task: str, positional: str, *, ours: bool = False) -> bool | None:
-    """The prediction agreement is counted against (DESIGN §7): Huang et al.'s stated one where they
+    """The prediction agreement is counted against (docs/design.md §7): Huang et al.'s stated one where they
     state it, else our C-RASP library's (crasp.library.predict); with `ours`, always the library's.
     For APE (with or without the positional regulariser) and NoPE; None for other schemes and for
     tasks the library does not cover."""

@@ -1,4 +1,4 @@
-"""The algorithmic suite of Huang et al. (2025; DESIGN §4.2).
+"""The algorithmic suite of Huang et al. (2025; docs/design.md §4.2).
 
 Every task has the layout `<bos> x1 … xn <sep> answer <eos>`: n is the number of input tokens
 x1..xn, `<sep>` sits at index n+1 (`answer_start`) and the loss covers the answer and `<eos>`.
@@ -22,7 +22,7 @@ draw only those. Lengths within a window are uniform (`sample_window`), as in th
 code, except bin_majority_interleave, which rounds a uniform total length to a multiple of 3
 as the official code does.
 
-APE random offsets (DESIGN §4.2, with the longest length served, `longest`, in place of the paper's 150): offset ∈
+APE random offsets (docs/design.md §4.2, with the longest length served, `longest`, in place of the paper's 150): offset ∈
 [0, longest−n] for the tasks with a short answer (both majorities, the interleaved one with
 its three answer tokens, parity), [0, 2(longest−n)] for unique_copy, repeat_copy and sort,
 and for addition [0, 2·longest − (the whole sequence)], the whole sequence counted with its
@@ -176,7 +176,7 @@ class BinMajorityInterleave(_Algorithmic):
 
 
 class _WholeSequenceAnswer(_Algorithmic):
-    """Tasks whose answer is as long as the input: the APE offset range doubles (DESIGN §4.2)."""
+    """Tasks whose answer is as long as the input: the APE offset range doubles (docs/design.md §4.2)."""
 
     def max_answer_len(self, n):
         return n

@@ -7,7 +7,7 @@ shifted by one and `answer_start` is the position of `<sep>`: from there on each
 fed back as the next input. Labelling tasks (formal languages) predict a label at every
 position that is never fed back, so they have `answer_start=None`.
 
-Position IDs are data (DESIGN §2): a task may return its own `position_ids` (position coupling,
+Position IDs are data (docs/design.md §2): a task may return its own `position_ids` (position coupling,
 Abacus, ...); `None` means the usual 0..T-1.
 """
 
@@ -101,8 +101,8 @@ class Task(ABC):
     default_train_lengths: ClassVar[tuple[int, int]] = (1, 50)
     default_eval_bins: ClassVar[tuple[tuple[int, int], ...]] = ((1, 50), (51, 100), (101, 150))
     min_length: ClassVar[int] = 1
-    # How `evaluate` scores the task: "length_bins" (accuracy per input-length bin, DESIGN §3) or
-    # "context_buckets" (language modelling: loss per position bucket at each context, DESIGN §4.5,
+    # How `evaluate` scores the task: "length_bins" (accuracy per input-length bin, docs/design.md §3) or
+    # "context_buckets" (language modelling: loss per position bucket at each context, docs/design.md §4.5,
     # lm_eval.py).
     evaluation: ClassVar[str] = "length_bins"
     default_metric: ClassVar[str] = "exact_match_greedy"  # what `lengthgen run` reports
@@ -132,7 +132,7 @@ class Task(ABC):
 
     def max_offset(self, length: int, longest: int) -> int | None:
         """Largest random APE position offset for an example of `length` when the model must serve
-        lengths up to `longest`, where the family fixes it (DESIGN §4.2); None: the general rule of
+        lengths up to `longest`, where the family fixes it (docs/design.md §4.2); None: the general rule of
         `positions.max_offset` (shift up to the longest length's sequence)."""
         return None
 

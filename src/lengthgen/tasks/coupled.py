@@ -1,4 +1,4 @@
-"""Position-coupled tasks (Cho et al. 2024) and input-dependent coupling for PPC (DESIGN §4.4).
+"""Position-coupled tasks (Cho et al. 2024) and input-dependent coupling for PPC (docs/design.md §4.4).
 
 Position coupling gives one position ID to the tokens that play the same role, so that each
 prediction reads the token(s) at a fixed *ID* distance however far apart they are in the

@@ -1,4 +1,4 @@
-"""Formal-language labelling tasks (Huang et al. 2025 after Bhattamishra et al. 2020; DESIGN §4.3).
+"""Formal-language labelling tasks (Huang et al. 2025 after Bhattamishra et al. 2020; docs/design.md §4.3).
 
 Conventions follow `shared/formal_languages.md`. Every sampled string s = s1..sn is *in* its
 language; the label at position i describes the prefix p = s1..si:

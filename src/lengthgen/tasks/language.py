@@ -1,4 +1,4 @@
-"""Language modelling on real text (DESIGN §4.5): the task `lm`.
+"""Language modelling on real text (docs/design.md §4.5): the task `lm`.
 
     inputs    = w[s] … w[s+n-1]      a contiguous window of the training stream (text/tokenized.py)
     targets   = w[s+1] … w[s+n]      the next token at every position

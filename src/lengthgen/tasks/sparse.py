@@ -1,4 +1,4 @@
-"""k-sparse planted correlation tasks (Golowich et al. 2025; DESIGN §4.1).
+"""k-sparse planted correlation tasks (Golowich et al. 2025; docs/design.md §4.1).
 
 `n` background tokens are drawn i.i.d. uniformly; a set S of k positions, chosen by the
 placement rule, is overwritten with *planted* tokens from a disjoint alphabet (so attention can

@@ -3,7 +3,7 @@ spread over the extra keys? Scale every attention logit (content and bias) of a 
 constant f at test time and report teacher-forced exact match at 8, 12 and 16 digits, plus the
 per-answer-digit error of the unscaled model at the longest length.
 
-    python docs/issue10/attention_sharpening.py ROOT RUN_KEY
+    python docs/pilots/coupling/attention_sharpening.py ROOT RUN_KEY
 
 A diagnostic, not library code: it swaps `scaled_dot_product_attention` inside the transformer
 module for a scaled one (the library's own sharpening is `model.attention_scale: log_length`).
