@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .lang import CountWhere, PositionMod, Program
+from .lang import CountWhere, PositionMod
+from .program import Program
 
 FEATURES = ("periodic", "local")  # the paper's order in C-RASP[periodic, local]
 

@@ -1,4 +1,5 @@
-"""C-RASP as a small embedded language: syntax, well-formedness, printing and an interpreter.
+"""C-RASP as a small embedded language: syntax, well-formedness and printing (the interpreter is
+`interpreter.py`, programs over an alphabet `program.py`).
 
 C-RASP (docs/design.md §6; Yang & Chiang 2024, Huang et al. 2025) computes, at every position i of a
 string w1..wT (positions start at 1), Boolean and count values:
@@ -18,15 +19,13 @@ silently standing for ⊤ or ⊥.
 
 Construction checks the types (a count is never a Boolean and vice versa), the relations
 (only `Local` objects are local relations) and, when a `Program` binds an alphabet, the tokens.
-The interpreter evaluates every node once per batch as a numpy array of shape [batch, T]:
-Booleans as bool, counts as int64; a count is a cumulative sum along T.
 """
 
 from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -439,188 +438,3 @@ def define(name: str, body):
 def count(predicate, local: Local | None = None, periodic: Periodic | None = None) -> CountWhere:
     """#[j ≤ i, local, periodic] predicate(j)."""
     return CountWhere(predicate, local, periodic)
-
-
-# --- interpreter -------------------------------------------------------------------------------
-
-def evaluate(roots: Sequence[Expr], tokens: np.ndarray, symbol_ids: dict[str, int]) -> list[np.ndarray]:
-    """Values of `roots` at every position of a batch of token-id strings [B, T].
-
-    Symbols are looked up in `symbol_ids`; padding (any id no symbol has, e.g. -1) goes after the
-    real tokens, and since every value at i depends only on positions ≤ i it never affects them.
-    """
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must have shape [batch, T], got {tokens.shape}")
-    B, T = tokens.shape
-    positions = np.arange(1, T + 1)
-    order: list[Expr] = []
-    users: dict[int, int] = {}  # how many parents still need a node's value
-    for root in roots:
-        for node in root.walk():
-            if id(node) not in users:
-                users[id(node)] = 0
-                order.append(node)
-                for child in node.children():
-                    users[id(child)] += 1
-    keep = {id(r) for r in roots}
-    values: dict[int, np.ndarray] = {}
-
-    def get(node: Expr) -> np.ndarray:
-        return values[id(node)]
-
-    for node in order:
-        if isinstance(node, Token):
-            missing = [s for s in node.symbols if s not in symbol_ids]
-            if missing:
-                raise ValueError(f"{node} tests symbol(s) {missing} that the strings' alphabet lacks")
-            ids = [symbol_ids[s] for s in node.symbols]
-            v = np.isin(tokens, ids)
-        elif isinstance(node, BoolConst):
-            v = np.full((B, T), node.value)
-        elif isinstance(node, Not):
-            v = ~get(node.arg)
-        elif isinstance(node, _Connective):
-            v = node.combine.reduce([get(a) for a in node.args])
-        elif isinstance(node, Compare):
-            v = COMPARISONS[node.op][0](get(node.left), get(node.right))
-        elif isinstance(node, PositionMod):
-            v = np.broadcast_to(positions % node.modulus == node.residue, (B, T))
-        elif isinstance(node, CountWhere):
-            v = _count(get(node.predicate), node.local, node.periodic, positions)
-        elif isinstance(node, CountConst):
-            v = np.full((B, T), node.value, dtype=np.int64)
-        elif isinstance(node, Arith):
-            v = Arith.OPS[node.op][0](get(node.left), get(node.right))
-        elif isinstance(node, IfThenElse):
-            v = np.where(get(node.condition), get(node.then), get(node.otherwise))
-        elif isinstance(node, _Named):
-            v = get(node.body)
-        else:
-            raise TypeError(f"not a C-RASP expression: {node!r}")
-        values[id(node)] = v
-        # Free values nobody needs any more: large programs have tens of thousands of nodes.
-        for child in node.children():
-            users[id(child)] -= 1
-            if users[id(child)] == 0 and id(child) not in keep:
-                del values[id(child)]
-    return [get(r) for r in roots]
-
-
-def _shift(x: np.ndarray, by: int) -> np.ndarray:
-    """x[:, t − by] with zeros where t − by falls before the string."""
-    if by == 0:
-        return x
-    out = np.zeros_like(x)
-    out[:, by:] = x[:, :-by] if by < x.shape[1] else 0
-    return out
-
-
-def _count(holds: np.ndarray, local: Local | None, periodic: Periodic | None, positions) -> np.ndarray:
-    holds = holds.astype(np.int64)
-    if periodic is not None:
-        holds = holds * (positions % periodic.modulus == periodic.residue)
-    if local is not None and local.kind == "offset":
-        return _shift(holds, local.distance)
-    running = np.cumsum(holds, axis=1)
-    if local is None:
-        return running
-    return running - _shift(running, local.distance + 1)
-
-
-# --- programs ----------------------------------------------------------------------------------
-
-class Program:
-    """Named Boolean outputs over an alphabet plus a readout that turns them into a token.
-
-    readout "flags": the token is `prefix` + one character per output, `on` where it holds and
-    `off` where not, outputs in order (e.g. next-viable flags). readout "first": the token is
-    the name of the first output that holds (None where none does).
-    """
-
-    def __init__(self, name: str, alphabet: Iterable[str], outputs: Sequence[tuple[str, Bool]],
-                 readout: str = "flags", prefix: str = "", on: str = "1", off: str = "0", note: str = ""):
-        self.name, self.alphabet, self.note = name, tuple(alphabet), note
-        if readout not in ("flags", "first"):
-            raise ValueError(f"readout must be 'flags' or 'first', got {readout!r}")
-        if not outputs:
-            raise ValueError(f"program {name!r} has no outputs")
-        self.outputs = tuple((label, as_bool(expr, f"output {label!r} of program {name!r}"))
-                             for label, expr in outputs)
-        self.readout, self.prefix, self.on, self.off = readout, prefix, on, off
-        self.symbol_ids = {s: k for k, s in enumerate(self.alphabet)}
-        unknown = sorted({s for _, e in self.outputs for node in e.walk() if isinstance(node, Token)
-                          for s in node.symbols} - set(self.alphabet))
-        if unknown:
-            raise ValueError(f"program {name!r} tests token(s) {unknown} outside its alphabet {list(self.alphabet)}")
-        definitions: dict[str, str] = {}
-        for node in (n for n in self.nodes() if isinstance(n, _Named)):
-            if definitions.setdefault(node.name, node.definition()) != node.definition():
-                raise ValueError(f"program {name!r} defines {node.name!r} twice with different bodies:\n  "
-                                 f"{definitions[node.name]}\n  {node.definition()}")
-
-    def nodes(self) -> Iterator[Expr]:
-        seen: set[int] = set()
-        for _, expr in self.outputs:
-            for node in expr.walk():
-                if id(node) not in seen:
-                    seen.add(id(node))
-                    yield node
-
-    @property
-    def labels(self) -> list[str]:
-        """Every token the readout can produce."""
-        if self.readout == "first":
-            return [label for label, _ in self.outputs]
-        width = len(self.outputs)
-        return [self.prefix + "".join(self.on if (code >> (width - 1 - k)) & 1 else self.off for k in range(width))
-                for code in range(2 ** width - 1, -1, -1)]
-
-    def encode(self, strings: Sequence[Sequence[str]]) -> np.ndarray:
-        """Token ids [B, T] of strings (a str is a sequence of one-character symbols), padded with -1."""
-        T = max((len(s) for s in strings), default=0)
-        out = np.full((len(strings), T), -1, dtype=np.int64)
-        for b, s in enumerate(strings):
-            try:
-                out[b, :len(s)] = [self.symbol_ids[c] for c in s]
-            except KeyError as e:
-                raise ValueError(f"program {self.name!r}: symbol {e.args[0]!r} is not in its alphabet "
-                                 f"{list(self.alphabet)}") from None
-        return out
-
-    def output_values(self, tokens: np.ndarray) -> np.ndarray:
-        """The Boolean outputs at every position: bool [B, T, number of outputs]."""
-        return np.stack(evaluate([e for _, e in self.outputs], tokens, self.symbol_ids), axis=-1)
-
-    def label_indices(self, tokens: np.ndarray) -> np.ndarray:
-        """Index into `labels` of the token at every position, [B, T] (-1: no output holds)."""
-        values = self.output_values(tokens)
-        if self.readout == "first":
-            return np.where(values.any(-1), values.argmax(-1), -1)
-        weights = 2 ** np.arange(values.shape[-1] - 1, -1, -1)
-        return (2 ** values.shape[-1] - 1) - (values * weights).sum(-1)
-
-    def run(self, strings: Sequence[Sequence[str]]) -> list[list[str | None]]:
-        """The output token at every position of every string."""
-        index = self.label_indices(self.encode(strings))
-        labels = self.labels
-        return [[labels[k] if k >= 0 else None for k in row[:len(s)]] for row, s in zip(index, strings)]
-
-    def definitions(self) -> list[_Named]:
-        """Named sub-expressions, dependencies first; one per name (equal names print equally)."""
-        return list({node.name: node for node in reversed(list(self.nodes()))
-                     if isinstance(node, _Named)}.values())[::-1]
-
-    def __str__(self) -> str:
-        lines = [f"program {self.name} over {{{', '.join(self.alphabet)}}}"]
-        lines += [f"  {d.definition()}" for d in self.definitions()]
-        width = max(len(label) for label, _ in self.outputs)
-        lines += [f"  out {label:<{width}} := {expr}" for label, expr in self.outputs]
-        if self.readout == "flags":
-            lines.append(f"  label(i) = {self.prefix!r} + one flag per output in order: {self.on!r} where it "
-                         f"holds, {self.off!r} where not")
-        else:
-            lines.append("  label(i) = the first output (in order) that holds")
-        if self.note:
-            lines.append(f"  note: {self.note}")
-        return "\n".join(lines)

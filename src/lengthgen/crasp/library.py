@@ -21,7 +21,8 @@ from typing import Callable
 from ..tasks import make_task
 from ..tasks.formal import LABEL_PREFIX
 from .fragment import Fragment, fragment
-from .lang import (BoolConst, Local, Periodic, PositionMod, Program, Token, And, Or, count, define)
+from .lang import And, BoolConst, Local, Or, Periodic, PositionMod, Token, count, define
+from .program import Program
 
 LABELS = LABEL_PREFIX  # the label-token prefix of formal tasks
 SEP, EOS = "<sep>", "<eos>"
