@@ -8,11 +8,13 @@ import os
 import shlex
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 from .version import __version__
 from .config import (MAX_EXAMPLES, MAX_LENGTH, MAX_SEED, ConfigError, check_device, load_run_config, merged,
                      parse_yaml, read_yaml)
+from .errors import InputError
 from .experiments.presets import find_preset
 from .progress import DEFAULT_INTERVAL_S, BarProgress, PlainLines, Progress
 
@@ -23,6 +25,8 @@ DEFAULT_ROOT = "lengthgen-runs"
 # import torch for --help.
 POSITIONAL_SCHEMES = ("abacus", "alibi", "ape", "fire", "nope", "randomized", "rope", "sinusoidal", "t5")
 TRACKERS = ("tensorboard",)
+BUG_REPORT = ("lengthgen: this is a bug in lengthgen, not a problem with your input; please report it to the "
+              "lengthgen maintainers with the command and the traceback above")
 WIDE = 10_000  # columns of a console that is not a terminal: tables are never cut
 
 
@@ -585,7 +589,7 @@ def main(argv=None) -> int:
         code = args.func(args) or 0
         sys.stdout.flush()  # output still buffered meets a closed pipe here, inside the handler
         return code
-    except (ConfigError, ValueError) as err:
+    except InputError as err:
         print(f"lengthgen: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: finished runs are kept, runs in progress resume from their checkpoints
@@ -598,6 +602,10 @@ def main(argv=None) -> int:
         return 128 + signal.SIGPIPE
     except OSError as err:  # the machine, not the input: a full disk, a vanished folder
         print(f"lengthgen: error: {err}", file=sys.stderr)
+        return 1
+    except Exception:  # neither the input nor the machine: a bug, whose traceback is what finds it
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
         return 1
 
 

@@ -30,6 +30,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..errors import InputError
+
 VARIABLES = "ijklmnpqrs"  # the position variable at each nesting depth of counts
 
 
@@ -82,7 +84,7 @@ class Expr:
                 seen.add(id(node))
                 yield node
             elif id(node) in open_:  # reached again from below itself (a node was mutated)
-                raise ValueError(f"the expression contains a cycle through a {type(node).__name__} node (was a node "
+                raise InputError(f"the expression contains a cycle through a {type(node).__name__} node (was a node "
                                  "changed after it was built?): C-RASP expressions are trees with shared parts")
             else:
                 open_.add(id(node))
@@ -182,7 +184,7 @@ class Token(Bool):
         if not symbols or not all(isinstance(s, str) and s for s in symbols):
             raise TypeError(f"Token needs one or more non-empty symbol strings, got {symbols!r}")
         if len(set(symbols)) != len(symbols):
-            raise ValueError(f"Token symbols repeat: {symbols!r}")
+            raise InputError(f"Token symbols repeat: {symbols!r}")
         self.symbols = tuple(symbols)
 
     def show(self, depth):
@@ -246,7 +248,7 @@ class Compare(Bool):
 
     def __init__(self, left, op: str, right):
         if op not in COMPARISONS:
-            raise ValueError(f"unknown comparison {op!r}; allowed: {', '.join(COMPARISONS)}")
+            raise InputError(f"unknown comparison {op!r}; allowed: {', '.join(COMPARISONS)}")
         self.left = as_count(left, f"the left side of {op}")
         self.right = as_count(right, f"the right side of {op}")
         self.op = op
@@ -274,7 +276,7 @@ def _grouped(expr: Expr, depth: int) -> str:
 def _check_period(residue, modulus) -> tuple[int, int]:
     r, m = _integer(residue), _integer(modulus)
     if r is None or m is None or m < 1 or not 0 <= r < m:
-        raise ValueError(f"a periodic predicate needs integers 0 <= r < m, got r={residue!r}, m={modulus!r}")
+        raise InputError(f"a periodic predicate needs integers 0 <= r < m, got r={residue!r}, m={modulus!r}")
     return r, m
 
 
@@ -300,10 +302,10 @@ class Local:
 
     def __post_init__(self):
         if self.kind not in ("offset", "within"):
-            raise ValueError(f"a local relation is 'offset' (j = i − c) or 'within' (i − j ≤ c), got {self.kind!r}")
+            raise InputError(f"a local relation is 'offset' (j = i − c) or 'within' (i − j ≤ c), got {self.kind!r}")
         distance = _integer(self.distance)
         if distance is None or distance < 0:
-            raise ValueError(f"a local relation needs a fixed distance c >= 0, got {self.distance!r}; an "
+            raise InputError(f"a local relation needs a fixed distance c >= 0, got {self.distance!r}; an "
                              "unbounded or position-dependent relation is not local")
         object.__setattr__(self, "distance", distance)  # a numpy integer becomes an int (frozen class)
 
@@ -374,7 +376,7 @@ class Arith(Count):
 
     def __init__(self, left, op: str, right):
         if op not in self.OPS:
-            raise ValueError(f"unknown count operation {op!r}; allowed: + and -")
+            raise InputError(f"unknown count operation {op!r}; allowed: + and -")
         self.left = as_count(left, f"the left side of {op}")
         self.right = as_count(right, f"the right side of {op}")
         self.op = op
@@ -428,7 +430,7 @@ class NamedCount(_Named, Count):
 def define(name: str, body):
     """Give an expression a name: the program prints `name(i) := body` once and uses `name(i)`."""
     if not name.isidentifier():
-        raise ValueError(f"a definition name must be an identifier, got {name!r}")
+        raise InputError(f"a definition name must be an identifier, got {name!r}")
     if isinstance(body, Bool):
         return NamedBool(name, body)
     if isinstance(body, Count):
@@ -473,7 +475,7 @@ def evaluate(roots: Sequence[Expr], tokens: np.ndarray, symbol_ids: dict[str, in
         if isinstance(node, Token):
             missing = [s for s in node.symbols if s not in symbol_ids]
             if missing:
-                raise ValueError(f"{node} tests symbol(s) {missing} that the strings' alphabet lacks")
+                raise InputError(f"{node} tests symbol(s) {missing} that the strings' alphabet lacks")
             ids = [symbol_ids[s] for s in node.symbols]
             v = np.isin(tokens, ids)
         elif isinstance(node, BoolConst):
@@ -542,9 +544,9 @@ class Program:
                  readout: str = "flags", prefix: str = "", on: str = "1", off: str = "0", note: str = ""):
         self.name, self.alphabet, self.note = name, tuple(alphabet), note
         if readout not in ("flags", "first"):
-            raise ValueError(f"readout must be 'flags' or 'first', got {readout!r}")
+            raise InputError(f"readout must be 'flags' or 'first', got {readout!r}")
         if not outputs:
-            raise ValueError(f"program {name!r} has no outputs")
+            raise InputError(f"program {name!r} has no outputs")
         self.outputs = tuple((label, as_bool(expr, f"output {label!r} of program {name!r}"))
                              for label, expr in outputs)
         self.readout, self.prefix, self.on, self.off = readout, prefix, on, off
@@ -552,11 +554,11 @@ class Program:
         unknown = sorted({s for _, e in self.outputs for node in e.walk() if isinstance(node, Token)
                           for s in node.symbols} - set(self.alphabet))
         if unknown:
-            raise ValueError(f"program {name!r} tests token(s) {unknown} outside its alphabet {list(self.alphabet)}")
+            raise InputError(f"program {name!r} tests token(s) {unknown} outside its alphabet {list(self.alphabet)}")
         definitions: dict[str, str] = {}
         for node in (n for n in self.nodes() if isinstance(n, _Named)):
             if definitions.setdefault(node.name, node.definition()) != node.definition():
-                raise ValueError(f"program {name!r} defines {node.name!r} twice with different bodies:\n  "
+                raise InputError(f"program {name!r} defines {node.name!r} twice with different bodies:\n  "
                                  f"{definitions[node.name]}\n  {node.definition()}")
 
     def nodes(self) -> Iterator[Expr]:
@@ -584,7 +586,7 @@ class Program:
             try:
                 out[b, :len(s)] = [self.symbol_ids[c] for c in s]
             except KeyError as e:
-                raise ValueError(f"program {self.name!r}: symbol {e.args[0]!r} is not in its alphabet "
+                raise InputError(f"program {self.name!r}: symbol {e.args[0]!r} is not in its alphabet "
                                  f"{list(self.alphabet)}") from None
         return out
 
