@@ -288,7 +288,7 @@ def cmd_report(args):
         raise ConfigError(f"--out {out_dir} is a file; give a folder for plots and Markdown")
     out = report(store, experiment=experiment, metric=metric or "exact_match_greedy", out_dir=out_dir,
                  markdown=args.markdown, console=_console(), formats=args.formats, html=args.html,
-                 command=shlex.join(["lengthgen", *args.argv]))
+                 command=shlex.join(["lengthgen", *args.argv]), preset=args.preset)
     for p in out:
         if isinstance(p, Path):
             print(f"wrote {p}")
@@ -521,7 +521,10 @@ def _add_report(sub, parents):
                      help="only this run (key, unique key prefix or name); repeatable")
     rep.add_argument("--metric", help="default: exact_match_greedy, or the --preset's reported metric")
     rep.add_argument("--out", help="folder for plots and Markdown (default: <root>/plots)")
-    rep.add_argument("--markdown", action="store_true", help="print the tables as Markdown and write them to --out")
+    rep.add_argument("--markdown", action="store_true",
+                     help="print the whole page (tables, verdicts, machines, figure links, the command that "
+                          "regenerates it) as Markdown and write it to --out: <preset>.md with --preset, else "
+                          "<experiment>_<metric>.md")
     rep.add_argument("--formats", type=_formats, default=("png",), metavar="LIST",
                      help="figure files to write, any of png,pdf,svg (default: png)")
     rep.add_argument("--html", metavar="FILE", help="also write the whole report (tables, verdicts, figures, the "
