@@ -1,5 +1,6 @@
 """The command line end to end, as a user runs it: bad input exits 2 with one message and no
-traceback; output piped into a reader that stops early (`| head`) ends quietly."""
+traceback; a bug exits 1 with its traceback and a request for a bug report; output piped into a
+reader that stops early (`| head`) ends quietly."""
 
 import os
 import subprocess
@@ -7,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from lengthgen import cli
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -45,3 +48,23 @@ def test_closed_pipe_ends_quietly(tmp_path):
     proc.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipeError" not in err and err == ""
     assert proc.returncode == 141  # 128 + SIGPIPE, what a unix tool killed by the closed pipe reports
+
+
+@pytest.mark.parametrize("bug", [ValueError("a plain ValueError from inside"), KeyError("missing_field")])
+def test_a_bug_exits_1_with_its_traceback_and_asks_for_a_report(monkeypatch, capsys, bug):
+    def broken(args):
+        raise bug
+
+    monkeypatch.setattr(cli, "cmd_tasks", broken)
+    assert cli.main(["tasks"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and f"{type(bug).__name__}: {bug}" in err
+    assert err.rstrip().endswith(cli.BUG_REPORT) and "bug in lengthgen" in cli.BUG_REPORT
+    assert "://" not in cli.BUG_REPORT and "lengthgen: error:" not in err
+
+
+def test_bad_input_found_deep_inside_exits_2_without_a_traceback(capsys):
+    assert cli.main(["predict", "no_such_task"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lengthgen: error:") and "no C-RASP entry for task 'no_such_task'" in err
+    assert "Traceback" not in err and cli.BUG_REPORT not in err

@@ -239,6 +239,12 @@ def test_study_runs_after_the_experiment_and_the_report_prints_its_verdict(tmp_p
     assert "| scheme | R, all targets" in text and "data:image/png;base64," in text
     assert {p.name for p in (tmp_path / "figs").iterdir()} == {"tiny_study_loss_by_position.png",
                                                               "tiny_study_loss_by_position.svg"}
+    # The preset's results page: one file named after it, with the commands, the study and the machines.
+    assert cli_main(["--root", root, "report", "--preset", str(path), "--markdown", "--out", str(tmp_path / "page")]) == 0
+    page = (tmp_path / "page" / "study.md").read_text()
+    assert page.startswith("# lengthgen report: tiny_study, loss\n") and f"{root} run {path}\n" in page
+    assert "### machines the runs trained on" in page and "Verdict:" in page
+    assert page.endswith("![study_by_position](study_by_position.png)\n")
 
 
 def test_a_bad_study_section_fails_before_training(tmp_path, capsys):

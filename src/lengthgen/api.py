@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError
+from .errors import InputError
 from .report.frame import results_frame
 from .store import ResultsStore
 from .tasks import BOS, EOS
@@ -59,14 +60,14 @@ class TrainedModel:
         unknown = [s for s in symbols if s not in self.vocab.stoi]
         if unknown:
             shown = ", ".join(self.vocab.itos[:30]) + (" ..." if len(self.vocab) > 30 else "")
-            raise ValueError(f"{self.config.task.name}: unknown symbol(s) {unknown[:5]}; symbols: {shown}")
+            raise InputError(f"{self.config.task.name}: unknown symbol(s) {unknown[:5]}; symbols: {shown}")
         ids = self.vocab.encode(symbols).tolist()
         return ids if ids[:1] == [BOS] else [BOS, *ids]
 
     @torch.no_grad()
     def _logits(self, ids: list[int]) -> torch.Tensor:
         if len(ids) > self.module.max_positions:
-            raise ValueError(f"{len(ids)} tokens: this model has positions for {self.module.max_positions}")
+            raise InputError(f"{len(ids)} tokens: this model has positions for {self.module.max_positions}")
         x = torch.tensor([ids], device=self.device)
         return self.module(x, torch.arange(len(ids), device=self.device)[None]).logits[0]
 
@@ -74,7 +75,7 @@ class TrainedModel:
         """The greedy answer to `prompt` (the input, with or without `<bos>` and the prompt's end
         symbol): the symbols generated before `<eos>`, one forward pass per symbol."""
         if self.prompt_end is None:
-            raise ValueError(f"{self.config.task.name} labels every prefix instead of answering; use predict()")
+            raise InputError(f"{self.config.task.name} labels every prefix instead of answering; use predict()")
         ids = self.encode(prompt)
         if ids[-1] != self.prompt_end:
             ids.append(self.prompt_end)

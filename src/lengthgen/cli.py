@@ -8,11 +8,13 @@ import os
 import shlex
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 from .version import __version__
 from .config import (MAX_EXAMPLES, MAX_LENGTH, MAX_SEED, ConfigError, check_device, load_run_config, merged,
                      parse_yaml, read_yaml)
+from .errors import InputError
 from .experiments.presets import find_preset
 from .progress import DEFAULT_INTERVAL_S, BarProgress, PlainLines, Progress
 
@@ -23,6 +25,8 @@ DEFAULT_ROOT = "lengthgen-runs"
 # import torch for --help.
 POSITIONAL_SCHEMES = ("abacus", "alibi", "ape", "fire", "nope", "randomized", "rope", "sinusoidal", "t5")
 TRACKERS = ("tensorboard",)
+BUG_REPORT = ("lengthgen: this is a bug in lengthgen, not a problem with your input; please report it to the "
+              "lengthgen maintainers with the command and the traceback above")
 WIDE = 10_000  # columns of a console that is not a terminal: tables are never cut
 
 
@@ -284,7 +288,7 @@ def cmd_report(args):
         raise ConfigError(f"--out {out_dir} is a file; give a folder for plots and Markdown")
     out = report(store, experiment=experiment, metric=metric or "exact_match_greedy", out_dir=out_dir,
                  markdown=args.markdown, console=_console(), formats=args.formats, html=args.html,
-                 command=shlex.join(["lengthgen", *args.argv]))
+                 command=shlex.join(["lengthgen", *args.argv]), preset=args.preset)
     for p in out:
         if isinstance(p, Path):
             print(f"wrote {p}")
@@ -517,7 +521,10 @@ def _add_report(sub, parents):
                      help="only this run (key, unique key prefix or name); repeatable")
     rep.add_argument("--metric", help="default: exact_match_greedy, or the --preset's reported metric")
     rep.add_argument("--out", help="folder for plots and Markdown (default: <root>/plots)")
-    rep.add_argument("--markdown", action="store_true", help="print the tables as Markdown and write them to --out")
+    rep.add_argument("--markdown", action="store_true",
+                     help="print the whole page (tables, verdicts, machines, figure links, the command that "
+                          "regenerates it) as Markdown and write it to --out: <preset>.md with --preset, else "
+                          "<experiment>_<metric>.md")
     rep.add_argument("--formats", type=_formats, default=("png",), metavar="LIST",
                      help="figure files to write, any of png,pdf,svg (default: png)")
     rep.add_argument("--html", metavar="FILE", help="also write the whole report (tables, verdicts, figures, the "
@@ -585,7 +592,7 @@ def main(argv=None) -> int:
         code = args.func(args) or 0
         sys.stdout.flush()  # output still buffered meets a closed pipe here, inside the handler
         return code
-    except (ConfigError, ValueError) as err:
+    except InputError as err:
         print(f"lengthgen: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: finished runs are kept, runs in progress resume from their checkpoints
@@ -598,6 +605,10 @@ def main(argv=None) -> int:
         return 128 + signal.SIGPIPE
     except OSError as err:  # the machine, not the input: a full disk, a vanished folder
         print(f"lengthgen: error: {err}", file=sys.stderr)
+        return 1
+    except Exception:  # neither the input nor the machine: a bug, whose traceback is what finds it
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
         return 1
 
 

@@ -18,6 +18,9 @@ import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
+from .errors import InputError
+
+
 class Strict(BaseModel):
     # allow_inf_nan=False: an infinite or NaN lr, weight decay or coefficient is never meant.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
@@ -26,7 +29,7 @@ class Strict(BaseModel):
 def _not_a_boolean(value):
     # YAML's `true` is a bool, and a bool is an int to pydantic: `steps: true` ran one step.
     if isinstance(value, bool):
-        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+        raise InputError(f"expected a number, got the boolean {str(value).lower()}")
     return value
 
 
@@ -47,14 +50,14 @@ MAX_SEED = 2 ** 63  # exclusive: seeds are stored as SQLite's signed 64-bit inte
 def check_device(name: str) -> str:
     """A device name torch understands and lengthgen supports; anything else fails with the choices."""
     if not (isinstance(name, str) and re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", name)):
-        raise ValueError(f"unknown device {name!r}; allowed: {DEVICES}")
+        raise InputError(f"unknown device {name!r}; allowed: {DEVICES}")
     return name
 
 
 def _check_bin(b: Bin, what: str) -> Bin:
     lo, hi = b
     if not 0 <= lo <= hi <= MAX_LENGTH:
-        raise ValueError(f"{what} [{lo}, {hi}] must satisfy 0 <= lo <= hi <= {MAX_LENGTH:,}")
+        raise InputError(f"{what} [{lo}, {hi}] must satisfy 0 <= lo <= hi <= {MAX_LENGTH:,}")
     return b
 
 
@@ -78,7 +81,7 @@ class TaskConfig(Strict):
         # The store keys metrics by bin: a repeated bin would fail only after training.
         repeated = sorted({b for b in bins or [] if bins.count(b) > 1})
         if repeated:
-            raise ValueError(f"bin(s) {[list(b) for b in repeated]} given twice; give each bin once")
+            raise InputError(f"bin(s) {[list(b) for b in repeated]} given twice; give each bin once")
         return bins
 
     @model_validator(mode="after")
@@ -88,25 +91,25 @@ class TaskConfig(Strict):
         try:
             task = make_task(self.name, **self.params)  # raises with the allowed names/params
         except ValueError as err:
-            raise ValueError(f"{'params' if self.name in available_tasks() else 'name'}: {err}") from None
+            raise InputError(f"{'params' if self.name in available_tasks() else 'name'}: {err}") from None
         except (TypeError, AttributeError, KeyError, IndexError, OverflowError) as err:
             # A task checks the values it expects; one of another type can still trip it up
             # (None.startswith): the params are at fault, so say that instead of a traceback.
-            raise ValueError(f"params {self.params}: task {self.name!r} cannot be built from them "
+            raise InputError(f"params {self.params}: task {self.name!r} cannot be built from them "
                              f"({type(err).__name__}: {err})") from None
         if self.train_lengths is None:
             self.train_lengths = tuple(task.default_train_lengths)
         if self.eval_bins is None:
             self.eval_bins = [tuple(b) for b in task.default_eval_bins]
         if self.judged_bin is not None and tuple(self.judged_bin) not in {tuple(b) for b in self.eval_bins}:
-            raise ValueError(f"judged_bin {list(self.judged_bin)} is not one of the eval_bins "
+            raise InputError(f"judged_bin {list(self.judged_bin)} is not one of the eval_bins "
                              f"{[list(b) for b in self.eval_bins]}")
         for field, b in [("train_lengths", self.train_lengths)] + [("eval_bins", b) for b in self.eval_bins]:
             _check_bin(b, f"{field} range")
             try:
                 task.valid_lengths(*b)
             except ValueError as err:
-                raise ValueError(f"{field}: {err}") from None
+                raise InputError(f"{field}: {err}") from None
         return self
 
     def judged(self) -> Bin:
@@ -147,13 +150,13 @@ class ModelConfig(Strict):
         from .model.positional import SCHEMES
 
         if v not in SCHEMES:
-            raise ValueError(f"unknown positional scheme {v!r}; choose one of: {', '.join(sorted(SCHEMES))}")
+            raise InputError(f"unknown positional scheme {v!r}; choose one of: {', '.join(sorted(SCHEMES))}")
         return v
 
     @model_validator(mode="after")
     def _heads_divide_width(self):
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+            raise InputError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         return self
 
     @model_validator(mode="after")
@@ -165,7 +168,7 @@ class ModelConfig(Strict):
         try:
             make_scheme(self.positional, self.d_model, self.n_heads, 1, **self.positional_params)
         except ValueError as err:
-            raise ValueError(f"positional {self.positional!r} with positional_params {self.positional_params}: "
+            raise InputError(f"positional {self.positional!r} with positional_params {self.positional_params}: "
                              f"{err}") from None
         return self
 
@@ -257,7 +260,7 @@ class RunConfig(Strict):
             task = self.task.build()
             n = task.valid_lengths(*self.task.train_lengths)[0]
             if task.sample(np.random.default_rng(0), n).position_ids is None:
-                raise ValueError(f"model.predict_positions: task {self.task.name!r} with params {task.params()} "
+                raise InputError(f"model.predict_positions: task {self.task.name!r} with params {task.params()} "
                                  "gives no position IDs (sequential positions), so there are none to predict; use "
                                  "a coupled task (e.g. sparse_parity_scratchpad, var_chain with positions: coupled)")
         return self
@@ -265,7 +268,7 @@ class RunConfig(Strict):
     @model_validator(mode="after")
     def _curve_bins_valid(self):
         if self.train.curve_bins is not None and self.task.build().evaluation == "context_buckets":
-            raise ValueError(f"train.curve_bins: task {self.task.name!r} is scored by context buckets, not exact match "
+            raise InputError(f"train.curve_bins: task {self.task.name!r} is scored by context buckets, not exact match "
                              "per bin; leave curve_bins unset")
         if isinstance(self.train.curve_bins, list):
             task = self.task.build()
@@ -274,7 +277,7 @@ class RunConfig(Strict):
                 try:
                     task.valid_lengths(*b)
                 except ValueError as err:
-                    raise ValueError(f"train.curve_bins: {err}") from None
+                    raise InputError(f"train.curve_bins: {err}") from None
         return self
 
     def curve_bins(self) -> list[Bin]:
@@ -287,10 +290,10 @@ class RunConfig(Strict):
         window = self.train.pose_window
         if window is not None:
             if self.model.positional == "randomized":
-                raise ValueError("train.pose_window: PoSE and randomized positions both redraw position IDs; use one")
+                raise InputError("train.pose_window: PoSE and randomized positions both redraw position IDs; use one")
             need = self.task.build().seq_len(self.task.train_lengths[1])
             if window < need:
-                raise ValueError(f"train.pose_window={window} is shorter than the longest training example ({need} tokens)")
+                raise InputError(f"train.pose_window={window} is shorter than the longest training example ({need} tokens)")
         return self
 
     def reported_metric(self) -> str:
@@ -328,8 +331,8 @@ def format_validation_error(err: ValidationError) -> str:
     return "invalid config:\n" + "\n".join(lines)
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(InputError):
+    """A config, flag or experiment file that cannot be used."""
 
 
 def load_run_config(data: dict) -> RunConfig:

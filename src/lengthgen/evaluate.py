@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .data import EVAL_STREAM, IGNORE, Batch, batches, eval_examples
+from .errors import InputError
 from .groups import VALIDATION, group_name
 from .lm_eval import evaluate_contexts
 from .positions import with_positions
@@ -43,7 +44,7 @@ def greedy_predictions(model, batch: Batch, predicted_positions: bool = False,
     ID the model's position head predicted for it. `teacher_forced`: the batch's teacher-forced
     argmax when the caller already has it (saves one forward pass)."""
     if predicted_positions and not model.predicts_positions:
-        raise ValueError("decoding with predicted position IDs needs a model with a position head "
+        raise InputError("decoding with predicted position IDs needs a model with a position head "
                          "(model.predict_positions: true)")
     inputs = batch.inputs.clone()
     pos = batch.position_ids.clone() if predicted_positions else batch.position_ids

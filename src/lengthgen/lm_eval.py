@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import EVAL_STREAM
+from .errors import InputError
 from .model.positional import Randomized, Rotary
 
 EXTENSIONS = ("none", "pi", "ntk")
@@ -41,7 +42,7 @@ def eval_windows(task, size: int, count: int) -> np.ndarray:
         picked += [s[rank] for s in spans if rank < len(s)]
     if not picked:
         longest = max((len(d) - 1 for d in docs), default=0)
-        raise ValueError(f"lm: no validation document has {size - 1} tokens (the longest has {longest}); evaluate "
+        raise InputError(f"lm: no validation document has {size - 1} tokens (the longest has {longest}); evaluate "
                          "shorter contexts or use a corpus with longer documents")
     return np.stack(picked[:count]).astype(np.int64)
 
@@ -68,13 +69,13 @@ def rope_of(model) -> Rotary | None:
 def extension(model, method: str, factor: float):
     """The model with RoPE context extension `method` at `factor` on top of its trained settings."""
     if method not in EXTENSIONS:
-        raise ValueError(f"unknown context extension {method!r}; choose one of: {', '.join(EXTENSIONS)}")
+        raise InputError(f"unknown context extension {method!r}; choose one of: {', '.join(EXTENSIONS)}")
     rope = rope_of(model)
     if method == "none" or factor <= 1:
         yield model
         return
     if rope is None:
-        raise ValueError(f"context extension {method!r} needs a rope model, got positional {model.pos.name!r}")
+        raise InputError(f"context extension {method!r} needs a rope model, got positional {model.pos.name!r}")
     trained = rope.scale, rope.ntk_factor
     if method == "pi":
         rope.set_extension(trained[0] * factor, trained[1])

@@ -28,6 +28,8 @@ def import_modules(names: list[str]) -> None:
     if names and os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     for name in names:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise ConfigError(f"--import {name!r}: expected a module name, such as my_tasks or package.module")
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as err:

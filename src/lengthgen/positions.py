@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import InputError
 from .tasks import Example, Task
 
 OFFSET_MODES = ("auto", "random", "none")
@@ -80,7 +81,7 @@ def subset_positions(span: int, rng: np.random.Generator, ids: np.ndarray) -> np
     """`ids` mapped through a sorted random subset of [0, span): order and equal IDs are kept."""
     size = int(ids.max()) + 1
     if size > span:
-        raise ValueError(f"randomized: position ID {size - 1} does not fit in span {span}; raise "
+        raise InputError(f"randomized: position ID {size - 1} does not fit in span {span}; raise "
                          "model.positional_params.span")
     subset = np.sort(rng.choice(span, size=size, replace=False))
     return subset[ids]
@@ -106,10 +107,10 @@ def pose_position_ids(target_window: int, chunks: int, rng: np.random.Generator,
     n = len(ids)
     slack = target_window - (int(ids.max()) + 1)
     if slack < 0:
-        raise ValueError(f"pose: position ID {int(ids.max())} does not fit in the target window {target_window}; "
+        raise InputError(f"pose: position ID {int(ids.max())} does not fit in the target window {target_window}; "
                          "raise train.pose_window")
     if not 1 <= chunks <= n:
-        raise ValueError(f"pose: chunks must be in [1, {n}] for a window of {n} tokens, got {chunks}")
+        raise InputError(f"pose: chunks must be in [1, {n}] for a window of {n} tokens, got {chunks}")
     cuts = np.sort(rng.choice(np.arange(1, n), size=chunks - 1, replace=False))
     skips = np.zeros(chunks, dtype=np.int64)
     for i in range(1, chunks):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import IGNORE, Batch
+from .errors import InputError
 
 
 def position_targets(batch: Batch) -> torch.Tensor:
@@ -35,7 +36,7 @@ def position_loss(position_logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     vocab = position_logits.shape[-1]
     top = int(targets.max())
     if top >= vocab:
-        raise ValueError(f"position ID {top} is beyond the position head's {vocab} classes; raise "
+        raise InputError(f"position ID {top} is beyond the position head's {vocab} classes; raise "
                          "model.max_positions (the head predicts IDs 0..max_positions-1)")
     if not (targets != IGNORE).any():
         return position_logits.sum() * 0.0  # no answer token is fed back in this batch

@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .errors import InputError
 from .version import __version__
 
 DB_FILE = "results.sqlite"
@@ -238,7 +239,7 @@ def write_records(path: Path, rows: list[dict]) -> Path:
     elif path.suffix == ".json":
         text = json.dumps(rows, indent=1) + "\n"
     else:
-        raise ValueError(f"{path}: write results to a file ending in one of {', '.join(RECORD_FORMATS)}")
+        raise InputError(f"{path}: write results to a file ending in one of {', '.join(RECORD_FORMATS)}")
     return write_text(path, text)
 
 
@@ -378,7 +379,7 @@ class ResultsStore:
                    steps_done: int, extra: dict | None = None):
         """Set the final status and replace the run's metrics and curves, all in one transaction."""
         if status not in STATUSES or status == "running":
-            raise ValueError(f"finish status {status!r}: choose one of {', '.join(STATUSES[1:])}")
+            raise InputError(f"finish status {status!r}: choose one of {', '.join(STATUSES[1:])}")
 
         def write(conn):
             cur = conn.execute("UPDATE runs SET status=?, wall_time=?, steps_done=?, finished_at=?, extra=? "
@@ -469,9 +470,9 @@ class ResultsStore:
         if len(rows) == 1:
             return rows[0]["key"]
         if not rows:
-            raise ValueError(f"no run with key, key prefix or name {ref!r} in {self.root} (`lengthgen runs` lists them)")
+            raise InputError(f"no run with key, key prefix or name {ref!r} in {self.root} (`lengthgen runs` lists them)")
         listed = "; ".join(f"{r['key']} {r['name'] or '(unnamed)'} ({r['status']})" for r in rows[:20])
-        raise ValueError(f"{ref!r} names {len(rows)} runs: {listed}{' ...' if len(rows) > 20 else ''}; give more "
+        raise InputError(f"{ref!r} names {len(rows)} runs: {listed}{' ...' if len(rows) > 20 else ''}; give more "
                          "of the key")
 
     def find_model(self, ref: str) -> Path:
@@ -480,13 +481,13 @@ class ResultsStore:
         if path.is_file():
             return path
         if not self.exists():
-            raise ValueError(f"no model file {ref!r}, and no results store in {self.root} to look a run up in; pass "
+            raise InputError(f"no model file {ref!r}, and no results store in {self.root} to look a run up in; pass "
                              "the --root your runs wrote to")
         key = self.resolve(ref)
         path = self.model_path(key)
         if not path.exists():
             run = self.get_run(key)
-            raise ValueError(f"run {key} ({run['name'] or 'unnamed'}) has no model file: it is {run['status']}")
+            raise InputError(f"run {key} ({run['name'] or 'unnamed'}) has no model file: it is {run['status']}")
         return path
 
     def runs(self, experiment: str | None = None, status: str | None = None) -> list[dict]:
@@ -562,14 +563,14 @@ class ResultsStore:
         a file or a dangling link, and any SQLite failure, fail with a message naming the cause."""
         root = self.root
         if root.is_symlink() and not root.exists():
-            raise ValueError(f"results root {root} is a link to {os.readlink(root)}, which does not exist; create "
+            raise InputError(f"results root {root} is a link to {os.readlink(root)}, which does not exist; create "
                              "that folder or pass another --root")
         if root.exists() and not root.is_dir():
-            raise ValueError(f"results root {root} is a file, not a folder; pass another --root")
+            raise InputError(f"results root {root} is a file, not a folder; pass another --root")
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise ValueError(f"results root {root} cannot be written ({err.strerror}); pass another --root") from None
+            raise InputError(f"results root {root} cannot be written ({err.strerror}); pass another --root") from None
         with self._sqlite_errors():
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             conn.row_factory = sqlite3.Row
@@ -583,7 +584,7 @@ class ResultsStore:
         except (sqlite3.IntegrityError, sqlite3.ProgrammingError):  # lengthgen's own mistakes: keep the trace
             raise
         except sqlite3.Error as err:
-            raise ValueError(describe_sqlite_error(err, self.path)) from None
+            raise InputError(describe_sqlite_error(err, self.path)) from None
 
     def exists(self) -> bool:
         """Whether the root holds a results store (reading commands must not create an empty one)."""
@@ -596,7 +597,7 @@ class ResultsStore:
                 folder.mkdir(parents=True, exist_ok=True)
                 tempfile.TemporaryFile(dir=folder).close()
             except OSError as err:
-                raise ValueError(f"cannot write run files to {folder} ({err.strerror or err}); fix its permissions "
+                raise InputError(f"cannot write run files to {folder} ({err.strerror or err}); fix its permissions "
                                  "or pass another --root") from None
 
     def _write(self, fn):
@@ -700,7 +701,7 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     tables = _layout(conn)
     problem = layout_problem(version, tables, path)
     if problem:
-        raise ValueError(problem)
+        raise InputError(problem)
     if version == SCHEMA_VERSION and tables.keys() == expected_layout().keys():
         return
     conn.execute("PRAGMA journal_mode = WAL")

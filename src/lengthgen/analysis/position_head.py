@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 import torch
 
 from ..data import IGNORE, batches
+from ..errors import InputError
 from ..evaluate import CURVE_TAG, eval_examples
 from ..ppc import position_targets
 
@@ -38,7 +39,7 @@ def position_head_report(model, cfg, task, examples: int = 200, period: int = 4)
     """Markdown: accuracy per answer token and bin, then the error histogram over all bins, with
     the share of errors that are multiples of `period` (a wrong assignment on variable chains)."""
     if not model.predicts_positions:
-        raise ValueError(f"run {cfg.name or cfg.key()} has no position head (model.predict_positions is false)")
+        raise InputError(f"run {cfg.name or cfg.key()} has no position head (model.predict_positions is false)")
     table, errors = {}, Counter()
     for lo, hi in cfg.task.eval_bins:
         table[lo, hi], bin_errors = head_errors(model, eval_examples(task, lo, hi, examples, tag=CURVE_TAG))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..data import IGNORE, batches
+from ..errors import InputError
 from ..evaluate import CURVE_TAG, eval_examples
 
 
@@ -34,7 +35,7 @@ def positional_logits(model) -> torch.Tensor:
     """[H, P, P]: p_i W_QK p_j / sqrt(d_head) of the first layer for every pair of IDs."""
     table = model.pos.position_table()
     if table is None:
-        raise ValueError(f"scheme {model.cfg.positional!r} has no learned absolute position table; this view needs "
+        raise InputError(f"scheme {model.cfg.positional!r} has no learned absolute position table; this view needs "
                          "one (ape)")
     attn = model.blocks[0].attn
     H, D = attn.n_heads, model.cfg.d_model

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+
 RANKINGS = ("gradient", "ablation")
 Context = tuple[np.ndarray, np.ndarray]  # (token ids, position ids) of the kept tokens, in order
 
@@ -52,7 +54,7 @@ class Scorer(ABC):
 
     def gradient_x_input(self, ids: np.ndarray, position_ids: np.ndarray, target: int) -> tuple[np.ndarray, float]:
         """Per-context-token gradient x input of the target's loss, and that loss."""
-        raise ValueError(f"{type(self).__name__} has no gradients; use ranking='ablation'")
+        raise InputError(f"{type(self).__name__} has no gradients; use ranking='ablation'")
 
 
 class TorchScorer(Scorer):
@@ -191,7 +193,7 @@ def rank_candidates(scorer: Scorer, q: Query, ranking: str, confirm_top: int) ->
         contexts = [(q.ids, q.position_ids)] + [q.subset(np.setdiff1d(q.candidates, [j])) for j in q.candidates]
         loss = scorer.losses(contexts, [q.target] * len(contexts))
         return q.candidates[np.argsort(-(loss[1:] - loss[0]), kind="stable")], float(loss[0])
-    raise ValueError(f"ranking must be one of {', '.join(RANKINGS)}, got {ranking!r}")
+    raise InputError(f"ranking must be one of {', '.join(RANKINGS)}, got {ranking!r}")
 
 
 def probe_query(scorer: Scorer, q: Query, ks: Sequence[int], search_ks: Sequence[int], rng: np.random.Generator,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
 from ..tasks import Task
 from .probe import Query, Scorer, probe_query
 
@@ -27,7 +28,7 @@ def synthetic_queries(task: Task, lengths: tuple[int, int], n_examples: int, see
         ex = task.sample(rng, int(rng.integers(lengths[0], lengths[1] + 1)))
         scored = np.flatnonzero(ex.loss_mask)
         if len(scored) != 1:
-            raise ValueError(f"task {task.name!r}: the synthetic probe needs exactly one scored answer token, "
+            raise InputError(f"task {task.name!r}: the synthetic probe needs exactly one scored answer token, "
                              f"got {len(scored)}")
         a = int(scored[0])
         pos = np.arange(len(ex.inputs)) if ex.position_ids is None else ex.position_ids

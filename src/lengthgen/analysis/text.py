@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
 from .probe import Query, Scorer, bootstrap_mean, probe_query
 
 SPARSE_AT_MOST = 4  # s <= 4: sparse targets
@@ -54,16 +55,16 @@ class TextProbeSettings:
     def __post_init__(self):
         self.ks = tuple(self.ks)
         if not 0 < self.local < self.min_target < self.window:
-            raise ValueError(f"text probe: need 0 < local ({self.local}) < min_target ({self.min_target}) "
+            raise InputError(f"text probe: need 0 < local ({self.local}) < min_target ({self.min_target}) "
                              f"< window ({self.window})")
         counts = (self.confirm_top, self.windows_per_doc, self.positions_per_window, self.max_targets)
         if min(counts) < 1:
-            raise ValueError("text probe: confirm_top, windows_per_doc, positions_per_window and max_targets must be >= 1")
+            raise InputError("text probe: confirm_top, windows_per_doc, positions_per_window and max_targets must be >= 1")
         if self.positions_per_window > self.window - self.min_target:
-            raise ValueError(f"text probe: positions_per_window ({self.positions_per_window}) exceeds the "
+            raise InputError(f"text probe: positions_per_window ({self.positions_per_window}) exceeds the "
                              f"{self.window - self.min_target} target positions of a window")
         if not self.ks or min(self.ks) < 1:
-            raise ValueError(f"text probe: ks must be whole numbers >= 1, got {self.ks}")
+            raise InputError(f"text probe: ks must be whole numbers >= 1, got {self.ks}")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import InputError
 from .lang import CountWhere, PositionMod
 from .program import Program
 
@@ -39,7 +40,7 @@ class Fragment:
             return self.features <= set(FEATURES)
         if positions == "nope":
             return not self.features
-        raise ValueError(f"positions must be 'ape' or 'nope', got {positions!r}")
+        raise InputError(f"positions must be 'ape' or 'nope', got {positions!r}")
 
 
 def fragment(program: Program) -> Fragment:

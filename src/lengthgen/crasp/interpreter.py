@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from .lang import (COMPARISONS, Arith, BoolConst, Compare, CountConst, CountWhere, Expr, IfThenElse, Local, Not,
                    Periodic, PositionMod, Token, _Connective, _Named)
 
@@ -33,7 +34,7 @@ class Evaluation:
 def _token(node: Token, b: Evaluation) -> np.ndarray:
     missing = [s for s in node.symbols if s not in b.symbol_ids]
     if missing:
-        raise ValueError(f"{node} tests symbol(s) {missing} that the strings' alphabet lacks")
+        raise InputError(f"{node} tests symbol(s) {missing} that the strings' alphabet lacks")
     return np.isin(b.tokens, [b.symbol_ids[s] for s in node.symbols])
 
 

@@ -29,6 +29,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..errors import InputError
+
 VARIABLES = "ijklmnpqrs"  # the position variable at each nesting depth of counts
 
 
@@ -81,7 +83,7 @@ class Expr:
                 seen.add(id(node))
                 yield node
             elif id(node) in open_:  # reached again from below itself (a node was mutated)
-                raise ValueError(f"the expression contains a cycle through a {type(node).__name__} node (was a node "
+                raise InputError(f"the expression contains a cycle through a {type(node).__name__} node (was a node "
                                  "changed after it was built?): C-RASP expressions are trees with shared parts")
             else:
                 open_.add(id(node))
@@ -181,7 +183,7 @@ class Token(Bool):
         if not symbols or not all(isinstance(s, str) and s for s in symbols):
             raise TypeError(f"Token needs one or more non-empty symbol strings, got {symbols!r}")
         if len(set(symbols)) != len(symbols):
-            raise ValueError(f"Token symbols repeat: {symbols!r}")
+            raise InputError(f"Token symbols repeat: {symbols!r}")
         self.symbols = tuple(symbols)
 
     def show(self, depth):
@@ -245,7 +247,7 @@ class Compare(Bool):
 
     def __init__(self, left, op: str, right):
         if op not in COMPARISONS:
-            raise ValueError(f"unknown comparison {op!r}; allowed: {', '.join(COMPARISONS)}")
+            raise InputError(f"unknown comparison {op!r}; allowed: {', '.join(COMPARISONS)}")
         self.left = as_count(left, f"the left side of {op}")
         self.right = as_count(right, f"the right side of {op}")
         self.op = op
@@ -273,7 +275,7 @@ def _grouped(expr: Expr, depth: int) -> str:
 def _check_period(residue, modulus) -> tuple[int, int]:
     r, m = _integer(residue), _integer(modulus)
     if r is None or m is None or m < 1 or not 0 <= r < m:
-        raise ValueError(f"a periodic predicate needs integers 0 <= r < m, got r={residue!r}, m={modulus!r}")
+        raise InputError(f"a periodic predicate needs integers 0 <= r < m, got r={residue!r}, m={modulus!r}")
     return r, m
 
 
@@ -299,10 +301,10 @@ class Local:
 
     def __post_init__(self):
         if self.kind not in ("offset", "within"):
-            raise ValueError(f"a local relation is 'offset' (j = i − c) or 'within' (i − j ≤ c), got {self.kind!r}")
+            raise InputError(f"a local relation is 'offset' (j = i − c) or 'within' (i − j ≤ c), got {self.kind!r}")
         distance = _integer(self.distance)
         if distance is None or distance < 0:
-            raise ValueError(f"a local relation needs a fixed distance c >= 0, got {self.distance!r}; an "
+            raise InputError(f"a local relation needs a fixed distance c >= 0, got {self.distance!r}; an "
                              "unbounded or position-dependent relation is not local")
         object.__setattr__(self, "distance", distance)  # a numpy integer becomes an int (frozen class)
 
@@ -373,7 +375,7 @@ class Arith(Count):
 
     def __init__(self, left, op: str, right):
         if op not in self.OPS:
-            raise ValueError(f"unknown count operation {op!r}; allowed: + and -")
+            raise InputError(f"unknown count operation {op!r}; allowed: + and -")
         self.left = as_count(left, f"the left side of {op}")
         self.right = as_count(right, f"the right side of {op}")
         self.op = op
@@ -427,7 +429,7 @@ class NamedCount(_Named, Count):
 def define(name: str, body):
     """Give an expression a name: the program prints `name(i) := body` once and uses `name(i)`."""
     if not name.isidentifier():
-        raise ValueError(f"a definition name must be an identifier, got {name!r}")
+        raise InputError(f"a definition name must be an identifier, got {name!r}")
     if isinstance(body, Bool):
         return NamedBool(name, body)
     if isinstance(body, Count):

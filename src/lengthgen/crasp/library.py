@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import InputError
 from ..tasks import make_task
 from ..tasks.formal import LABEL_PREFIX
 from .fragment import Fragment, fragment
@@ -44,7 +45,7 @@ PAPER_PREDICTIONS: dict[str, tuple[bool, bool]] = {  # task -> (APE generalizes,
 def program(task_name: str):
     def register(build: Callable[[], Program]):
         if task_name in PROGRAMS or task_name in NO_PROGRAM:
-            raise ValueError(f"task {task_name!r} already has an entry")
+            raise InputError(f"task {task_name!r} already has an entry")
         PROGRAMS[task_name] = build
         return build
     return register
@@ -52,7 +53,7 @@ def program(task_name: str):
 
 def no_program(task_name: str, reason: str) -> None:
     if task_name in PROGRAMS or task_name in NO_PROGRAM:
-        raise ValueError(f"task {task_name!r} already has an entry")
+        raise InputError(f"task {task_name!r} already has an entry")
     NO_PROGRAM[task_name] = reason
 
 
@@ -295,7 +296,7 @@ def predict(task_name: str) -> Prediction:
     if task_name in NO_PROGRAM:
         return Prediction(task_name, None, NO_PROGRAM[task_name], None, False, False, paper)
     if task_name not in PROGRAMS:
-        raise ValueError(f"no C-RASP entry for task {task_name!r}; known: {', '.join(known_tasks())}")
+        raise InputError(f"no C-RASP entry for task {task_name!r}; known: {', '.join(known_tasks())}")
     prog = get_program(task_name)
     frag = fragment(prog)
     return Prediction(task_name, prog, None, frag, frag.generalizes_with("ape"), frag.generalizes_with("nope"), paper)

@@ -7,6 +7,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from .interpreter import evaluate
 from .lang import Bool, Expr, Token, _Named, as_bool
 
@@ -22,9 +23,9 @@ class Program:
                  readout: str = "flags", prefix: str = "", on: str = "1", off: str = "0", note: str = ""):
         self.name, self.alphabet, self.note = name, tuple(alphabet), note
         if readout not in ("flags", "first"):
-            raise ValueError(f"readout must be 'flags' or 'first', got {readout!r}")
+            raise InputError(f"readout must be 'flags' or 'first', got {readout!r}")
         if not outputs:
-            raise ValueError(f"program {name!r} has no outputs")
+            raise InputError(f"program {name!r} has no outputs")
         self.outputs = tuple((label, as_bool(expr, f"output {label!r} of program {name!r}"))
                              for label, expr in outputs)
         self.readout, self.prefix, self.on, self.off = readout, prefix, on, off
@@ -32,11 +33,11 @@ class Program:
         unknown = sorted({s for _, e in self.outputs for node in e.walk() if isinstance(node, Token)
                           for s in node.symbols} - set(self.alphabet))
         if unknown:
-            raise ValueError(f"program {name!r} tests token(s) {unknown} outside its alphabet {list(self.alphabet)}")
+            raise InputError(f"program {name!r} tests token(s) {unknown} outside its alphabet {list(self.alphabet)}")
         definitions: dict[str, str] = {}
         for node in (n for n in self.nodes() if isinstance(n, _Named)):
             if definitions.setdefault(node.name, node.definition()) != node.definition():
-                raise ValueError(f"program {name!r} defines {node.name!r} twice with different bodies:\n  "
+                raise InputError(f"program {name!r} defines {node.name!r} twice with different bodies:\n  "
                                  f"{definitions[node.name]}\n  {node.definition()}")
 
     def nodes(self) -> Iterator[Expr]:
@@ -64,7 +65,7 @@ class Program:
             try:
                 out[b, :len(s)] = [self.symbol_ids[c] for c in s]
             except KeyError as e:
-                raise ValueError(f"program {self.name!r}: symbol {e.args[0]!r} is not in its alphabet "
+                raise InputError(f"program {self.name!r}: symbol {e.args[0]!r} is not in its alphabet "
                                  f"{list(self.alphabet)}") from None
         return out
 

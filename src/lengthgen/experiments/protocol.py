@@ -48,6 +48,7 @@ import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..config import Bin, ConfigError, RunConfig, Strict, format_validation_error, load_run_config, merged
+from ..errors import InputError
 from ..progress import Progress
 from ..store import ResultsStore
 from ..training import Tracker, train_run
@@ -66,7 +67,7 @@ class SeedsConfig(Strict):
     @model_validator(mode="after")
     def _attempts_cover_target(self):
         if self.max_attempts < self.target:
-            raise ValueError(f"max_attempts={self.max_attempts} must be at least target={self.target}")
+            raise InputError(f"max_attempts={self.max_attempts} must be at least target={self.target}")
         return self
 
 
@@ -89,12 +90,12 @@ class ProtocolConfig(Strict):
     @classmethod
     def _search_lists(cls, v):
         if not v:
-            raise ValueError("search needs at least one dotted key with a list of values")
+            raise InputError("search needs at least one dotted key with a list of values")
         empty = [k for k, values in v.items() if not values]
         if empty:
-            raise ValueError(f"search keys {empty} have no values")
+            raise InputError(f"search keys {empty} have no values")
         if "seed" in v:
-            raise ValueError("'seed' cannot be searched: the protocol chooses seeds itself (see 'seeds')")
+            raise InputError("'seed' cannot be searched: the protocol chooses seeds itself (see 'seeds')")
         return v
 
 

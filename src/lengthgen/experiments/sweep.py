@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError, RunConfig
+from ..errors import InputError
 from ..procs import THREAD_ENV_VARS, available_cores, exit_with_parent, thread_environment
 from ..progress import PlainLines, Progress
 from ..plugins import ENV as PLUGINS_ENV, load_plugins
@@ -309,7 +310,7 @@ def sweep_scratch(sweep: str, key: str) -> Path:
     except FileExistsError:  # this run's earlier attempt on this node (its worker died)
         info = folder.lstat()
         if folder.is_symlink() or not folder.is_dir() or info.st_uid != os.getuid() or info.st_mode & 0o077:
-            raise ValueError(f"scratch folder {folder} exists and is not this user's private folder; "
+            raise InputError(f"scratch folder {folder} exists and is not this user's private folder; "
                              "refusing to train in it") from None
     return folder
 
@@ -349,7 +350,7 @@ def start_ray(address: str | None, workers: int | None, threads: int) -> None:
     listening = {node["NodeManagerAddress"] for node in ray.nodes()}
     if listening != {LOOPBACK}:
         ray.shutdown()
-        raise ValueError(f"the embedded Ray instance would listen on {', '.join(sorted(listening))}, not only on "
+        raise InputError(f"the embedded Ray instance would listen on {', '.join(sorted(listening))}, not only on "
                          f"{LOOPBACK}; start Ray yourself (ray start --head) and pass --address")
 
 

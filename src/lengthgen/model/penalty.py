@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError
+
 
 def positional_attention_penalty(model) -> torch.Tensor:
     table = model.pos.position_table()
     if table is None:
-        raise ValueError(f"the positional regulariser needs a learned position table of absolute positions; scheme "
+        raise InputError(f"the positional regulariser needs a learned position table of absolute positions; scheme "
                          f"{model.cfg.positional!r} has none (use positional: ape)")
     P = table.weight  # [N, D]
     N, D = P.shape

@@ -22,6 +22,7 @@ import numbers
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..positions import PositionSampler, subset_positions
 from ..tasks.base import same_definition
 
@@ -34,7 +35,7 @@ def register_scheme(name: str):
     def add(cls):
         old = SCHEMES.get(name)
         if old is not None and not same_definition(old, cls):
-            raise ValueError(f"positional scheme {name!r} is already registered by {old.__module__}."
+            raise InputError(f"positional scheme {name!r} is already registered by {old.__module__}."
                              f"{old.__qualname__}; choose another name for {cls.__module__}.{cls.__qualname__}")
         cls.name = name
         SCHEMES[name] = cls
@@ -45,17 +46,17 @@ def register_scheme(name: str):
 
 def make_scheme(name: str, d_model: int, n_heads: int, max_positions: int, **params) -> "PositionalScheme":
     if name not in SCHEMES:
-        raise ValueError(f"unknown positional scheme {name!r}; choose one of: {', '.join(sorted(SCHEMES))}")
+        raise InputError(f"unknown positional scheme {name!r}; choose one of: {', '.join(sorted(SCHEMES))}")
     try:
         return SCHEMES[name](d_model=d_model, n_heads=n_heads, max_positions=max_positions, **params)
     except TypeError as err:
-        raise ValueError(f"bad parameters for positional scheme {name!r}: {err}") from None
+        raise InputError(f"bad parameters for positional scheme {name!r}: {err}") from None
 
 
 def frequency_base(scheme: str, base) -> float:
     """The base b of the frequencies b^(-2k/d): a finite number > 1, so that they fall with k."""
     if isinstance(base, bool) or not isinstance(base, numbers.Real) or not math.isfinite(base) or base <= 1:
-        raise ValueError(f"{scheme}: base must be a finite number > 1 (frequencies base^(-2k/d) fall with k), "
+        raise InputError(f"{scheme}: base must be a finite number > 1 (frequencies base^(-2k/d) fall with k), "
                          f"got {base!r}")
     return float(base)
 
@@ -111,7 +112,7 @@ class LearnedAbsolute(PositionalScheme):
     def embed(self, position_ids):
         top = int(position_ids.max())
         if top >= self.max_positions:
-            raise ValueError(f"position id {top} is beyond the learned position table (ids 0..{self.max_positions - 1}); "
+            raise InputError(f"position id {top} is beyond the learned position table (ids 0..{self.max_positions - 1}); "
                              "raise model.max_positions or evaluate shorter lengths")
         return self.table(position_ids)
 
@@ -150,16 +151,16 @@ class Rotary(PositionalScheme):
         super().__init__(d_model, n_heads, max_positions)
         self.head_dim, self.base = d_model // n_heads, frequency_base("rope", base)
         if self.head_dim % 2:
-            raise ValueError(f"rope needs an even head dimension, got d_model/n_heads = {self.head_dim}")
+            raise InputError(f"rope needs an even head dimension, got d_model/n_heads = {self.head_dim}")
         self.register_buffer("inv_freq", torch.zeros(self.head_dim // 2), persistent=False)
         self.register_buffer("turns", torch.ones(0, self.head_dim // 2, dtype=torch.complex64), persistent=False)
         self.set_extension(scale, ntk_factor)
 
     def set_extension(self, scale: float = 1.0, ntk_factor: float = 1.0) -> None:
         if scale <= 0 or ntk_factor < 1:
-            raise ValueError(f"rope: scale must be > 0 and ntk_factor >= 1, got {scale}, {ntk_factor}")
+            raise InputError(f"rope: scale must be > 0 and ntk_factor >= 1, got {scale}, {ntk_factor}")
         if ntk_factor != 1 and self.head_dim < 4:
-            raise ValueError(f"rope: ntk_factor needs a head dimension >= 4, got {self.head_dim}")
+            raise InputError(f"rope: ntk_factor needs a head dimension >= 4, got {self.head_dim}")
         self.scale, self.ntk_factor = scale, ntk_factor
         base = self.base * ntk_factor ** (self.head_dim / (self.head_dim - 2)) if ntk_factor != 1 else self.base
         dims = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=self.inv_freq.device)
@@ -240,9 +241,9 @@ class T5Bias(PositionalScheme):
     def __init__(self, d_model, n_heads, max_positions, num_buckets: int = 32, max_distance: int = 128):
         super().__init__(d_model, n_heads, max_positions)
         if num_buckets < 4 or num_buckets % 2:
-            raise ValueError(f"t5: num_buckets must be an even number >= 4, got {num_buckets}")
+            raise InputError(f"t5: num_buckets must be an even number >= 4, got {num_buckets}")
         if max_distance <= num_buckets // 4:
-            raise ValueError(f"t5: max_distance must exceed num_buckets/4 = {num_buckets // 4}, got {max_distance}")
+            raise InputError(f"t5: max_distance must exceed num_buckets/4 = {num_buckets // 4}, got {max_distance}")
         self.num_buckets, self.max_distance = num_buckets, max_distance
         self.table = nn.Embedding(num_buckets, n_heads)
         nn.init.normal_(self.table.weight, std=0.02)
@@ -267,7 +268,7 @@ class FIRE(PositionalScheme):
     def __init__(self, d_model, n_heads, max_positions, hidden: int = 32, c: float = 1.0, threshold: float = 32.0):
         super().__init__(d_model, n_heads, max_positions)
         if hidden < 1 or c <= 0 or threshold <= 0:
-            raise ValueError(f"fire: hidden >= 1, c > 0 and threshold > 0 required, got {hidden}, {c}, {threshold}")
+            raise InputError(f"fire: hidden >= 1, c > 0 and threshold > 0 required, got {hidden}, {c}, {threshold}")
         self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, n_heads))
         self.log_c = nn.Parameter(torch.tensor(math.log(c)))  # log-parametrised to stay positive
         self.log_threshold = nn.Parameter(torch.tensor(math.log(threshold)))
@@ -318,12 +319,12 @@ class Randomized(PositionalScheme):
                  eval_positions: str = "random"):
         super().__init__(d_model, n_heads, max_positions)
         if base in ("randomized", "abacus"):
-            raise ValueError(f"randomized: base must be a plain scheme, not {base!r}")
+            raise InputError(f"randomized: base must be a plain scheme, not {base!r}")
         self.span = span or max_positions
         if self.span < 1:
-            raise ValueError(f"randomized: span must be >= 1, got {span}")
+            raise InputError(f"randomized: span must be >= 1, got {span}")
         if eval_positions not in self.EVAL_POSITIONS:
-            raise ValueError(f"randomized: eval_positions must be one of {', '.join(self.EVAL_POSITIONS)}, "
+            raise InputError(f"randomized: eval_positions must be one of {', '.join(self.EVAL_POSITIONS)}, "
                              f"got {eval_positions!r}")
         self.eval_positions = eval_positions
         self.base = make_scheme(base, d_model, n_heads, self.span)
@@ -361,7 +362,7 @@ class Abacus(PositionalScheme):
     def __init__(self, d_model, n_heads, max_positions, base: str = "nope"):
         super().__init__(d_model, n_heads, max_positions)
         if base in ("randomized", "abacus"):
-            raise ValueError(f"abacus: base must be a plain scheme, not {base!r}")
+            raise InputError(f"abacus: base must be a plain scheme, not {base!r}")
         self.table = nn.Embedding(max_positions, d_model)
         nn.init.normal_(self.table.weight, std=0.02)
         self.base = make_scheme(base, d_model, n_heads, max_positions)
@@ -374,7 +375,7 @@ class Abacus(PositionalScheme):
     def embed(self, position_ids):
         top = int(position_ids.max())
         if top >= self.max_positions:
-            raise ValueError(f"abacus: index {top} is beyond the embedding table (0..{self.max_positions - 1}); "
+            raise InputError(f"abacus: index {top} is beyond the embedding table (0..{self.max_positions - 1}); "
                              "raise model.max_positions or evaluate shorter lengths")
         out = self.table(position_ids)
         seq = self.base.embed(self.sequence_index(position_ids))

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from .transformer import Transformer
 
 
@@ -63,7 +64,7 @@ class StackedLayerNorm(_Stacked):
         super().__init__(batch_size)
         self.normalized_shape, self.eps = layers[0].normalized_shape, layers[0].eps
         if len(self.normalized_shape) != 1:
-            raise ValueError(f"ensembles batch LayerNorm over the last dimension only, got {self.normalized_shape}")
+            raise InputError(f"ensembles batch LayerNorm over the last dimension only, got {self.normalized_shape}")
         self.weight = None if layers[0].weight is None else _stack([l.weight for l in layers], shared)
         self.bias = None if layers[0].bias is None else _stack([l.bias for l in layers], shared)
 
@@ -85,7 +86,7 @@ class StackedEmbedding(_Stacked):
         super().__init__(batch_size)
         first = layers[0]
         if first.padding_idx is not None or first.max_norm is not None or first.sparse:
-            raise ValueError("ensembles support plain embeddings only (no padding_idx, max_norm or sparse)")
+            raise InputError("ensembles support plain embeddings only (no padding_idx, max_norm or sparse)")
         self.weight = _stack([l.weight for l in layers], shared)  # [E, rows, dim]
 
     def forward(self, idx):
@@ -112,7 +113,7 @@ def stack_models(models: list[Transformer], batch_size: int) -> Transformer:
     stacked = {id(p) for p in shared.values()}
     loose = [n for n, p in batched.named_parameters() if id(p) not in stacked]
     if loose:
-        raise ValueError(f"positional scheme {models[0].cfg.positional!r} has parameters outside Linear, LayerNorm "
+        raise InputError(f"positional scheme {models[0].cfg.positional!r} has parameters outside Linear, LayerNorm "
                          f"and Embedding layers ({', '.join(loose)}); ensembles cannot batch it: "
                          "train these runs alone")
     return batched

@@ -8,21 +8,18 @@ draw the figures, which `report` saves.
 
 from __future__ import annotations
 
-import re
-import shlex
 import socket
 from pathlib import Path
 
 from matplotlib.figure import Figure
 from rich.console import Console
 
-from ..config import ConfigError
-from ..experiments.presets import find_preset
 from ..store import DONE_STATUSES, ResultsStore, environment, write_text
 from .claims import coupling_gains, gain_table, slope_table, sparsity_slopes
 from .curves import plot_curves, plot_training
-from .html import MACHINE_FIELDS, figure_png, html_page, machines_table
+from .html import MACHINE_FIELDS, figure_png, html_page
 from .language import loss_table, plot_loss_by_position, study_markdown
+from .page import machines, markdown_page, page_stem, page_title, regenerating_commands, report_command
 from .plots import plot_bins, save_figures
 from .predictions import plot_predictions, prediction_caption, prediction_rows, prediction_table
 from .selection import selection_cells, selection_summary, selection_table, write_selection
@@ -49,21 +46,22 @@ __all__ = ["report", "Pooled", "markdown_table", "print_table", "results_table",
 
 def report(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_greedy",
            out_dir: str | Path | None = None, markdown: bool = False, console: Console | None = None,
-           formats: tuple[str, ...] = ("png",), html: str | Path | None = None, command: str | None = None
-           ) -> list[Path]:
+           formats: tuple[str, ...] = ("png",), html: str | Path | None = None, command: str | None = None,
+           preset: str | None = None) -> list[Path]:
     """Print the tables (rich, or Markdown when `markdown`) and write the figures into out_dir, each
     in every one of `formats` (png, pdf, svg). With `html`, also the whole report as that one
-    self-contained page, naming `command` (default: the `lengthgen report` equivalent of this call)
-    as what regenerates it.
+    self-contained page. Either page names `command` (default: the `lengthgen report` equivalent of
+    this call) as what regenerates it.
 
     Runs with per-k groups get the sparsity table and plot; the other runs get the per-bin plot; runs
     that stored training curves get those plotted. A task with both plain and coupled runs gets the
-    coupling gain table. With `markdown` and an out_dir, the Markdown (PNG figures embedded) is also
-    written to `<experiment>_<metric>.md` there. Returns the paths written.
+    coupling gain table. With `markdown` and an out_dir, the whole page (tables, verdicts, machines,
+    PNG figures linked) is also written there, to `<preset>.md` for the runs of `preset`, else to
+    `<experiment>_<metric>.md`, the figures beside it under the same stem. Returns the paths written.
     """
     console = console or Console()
     if metric == "loss":  # language modelling: loss per position bucket at each context
-        return _language_report(store, experiment, out_dir, markdown, console, formats, html, command)
+        return _language_report(store, experiment, out_dir, markdown, console, formats, html, command, preset)
     results, sparsity = results_table(store, experiment, metric), sparsity_table(store, experiment, metric)
     extra = [(UNFINISHED, unfinished_table(store, experiment)), ("runs that diverged (no metrics)",
                                                                   diverged_table(store, experiment))]
@@ -81,7 +79,7 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
     claims, predictions, selection = _claim_tables(store, experiment, metric)
     tables += claims
     paths = []
-    stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_{metric}")
+    stem = page_stem(experiment, metric, preset)
     figs = figures(store, experiment, metric, results, sparsity, predictions) if out_dir is not None or html is not None else {}
     if out_dir is not None:
         for name, fig in figs.items():
@@ -89,19 +87,30 @@ def report(store: ResultsStore, experiment: str | None = None, metric: str = "ex
         if selection:
             paths.append(write_selection(selection, Path(out_dir) / f"{stem}_selection.json"))
     if markdown:
-        text = "\n\n".join([f"### {title}\n\n{markdown_table(*table)}" for title, table in tables]
-                           + [_markdown_link(p) for p in paths]) + "\n"
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
-        if out_dir is not None:
-            paths.append(Path(out_dir) / f"{stem}.md")
-            write_text(paths[-1], text)
+        paths += _markdown(store, experiment, metric, out_dir, console, command, preset, tables, [], paths)
     else:
         for title, (columns, rows) in tables:
             print_table(columns, rows, title, console)
     if html is not None:
         images = {FIGURE_CAPTIONS[name].format(metric=metric): figure_png(fig) for name, fig in figs.items()}
-        paths.append(write_html(store, experiment, metric, Path(html), tables, images, command))
+        paths.append(write_html(store, experiment, metric, Path(html), tables, images, command, preset=preset))
     return paths
+
+
+def _markdown(store: ResultsStore, experiment: str | None, metric: str, out_dir, console: Console,
+              command: str | None, preset: str | None, tables: list, notes: list[str], figures: list[Path]
+              ) -> list[Path]:
+    """Print the report's Markdown page and, with an out_dir, write it there; returns the path
+    written, if any."""
+    if command is None:
+        output = ["--markdown", *(["--out", str(out_dir)] if out_dir is not None else [])]
+        command = report_command(store, experiment, metric, preset, output)
+    text = markdown_page(page_title(experiment, metric), regenerating_commands(store, experiment, preset, command),
+                         [*tables, machines(store, experiment)], notes, figures)
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    if out_dir is None:
+        return []
+    return [write_text(Path(out_dir) / f"{page_stem(experiment, metric, preset)}.md", text)]
 
 
 def _claim_tables(store: ResultsStore, experiment: str | None, metric: str) -> tuple[list, list, list]:
@@ -147,66 +156,45 @@ def figures(store: ResultsStore, experiment: str | None, metric: str, results, s
     return {name: fig for name, fig in out.items() if fig is not None}
 
 
-def _markdown_link(path: Path) -> str:
-    return f"![{path.stem}]({path.name})" if path.suffix == ".png" else f"[{path.name}]({path.name})"
-
-
 def write_html(store: ResultsStore, experiment: str | None, metric: str, path: Path, tables: list,
-               images: dict[str, bytes], command: str | None, notes: list[str] = ()) -> Path:
+               images: dict[str, bytes], command: str | None, notes: list[str] = (), preset: str | None = None
+               ) -> Path:
     """The report's page, with the commands that regenerate it and the machines involved; `notes`
     (Markdown, shown as written) follow the tables."""
     if command is None:
-        command = shlex.join(["lengthgen", "--root", str(store.root), "report",
-                              *(["--experiment", experiment] if experiment else []), "--metric", metric,
-                              "--html", str(path)])
-    commands = [command]
-    if experiment and _is_preset(experiment):  # trains what is missing, then reports
-        commands.insert(0, shlex.join(["lengthgen", "--root", str(store.root), "run", experiment]))
-    runs = [r for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES]
+        command = report_command(store, experiment, metric, preset, ["--html", str(path)])
     here = {"host": socket.gethostname(), **environment()}
-    title = f"lengthgen report: {experiment or 'all runs'}, {metric}"
-    page = html_page(title, [*tables, machines_table(runs)], images, commands,
+    page = html_page(page_title(experiment, metric), [*tables, machines(store, experiment)], images,
+                     regenerating_commands(store, experiment, preset, command),
                      {k: here.get(k) for k in MACHINE_FIELDS}, notes)
     return write_text(path, page)
 
 
-def _is_preset(name: str) -> bool:
-    try:
-        find_preset(name)
-    except ConfigError:
-        return False
-    return True
-
-
 def _language_report(store: ResultsStore, experiment: str | None, out_dir, markdown: bool, console: Console,
-                     formats: tuple[str, ...], html: str | Path | None, command: str | None) -> list[Path]:
+                     formats: tuple[str, ...], html: str | Path | None, command: str | None, preset: str | None
+                     ) -> list[Path]:
     """Loss per position bucket at each context, then the experiment's stored study (gate, pooled
-    statistic, verdict) when it has one; with `markdown` and an out_dir also `<experiment>_loss.md`,
-    with `html` the page."""
+    statistic, verdict) when it has one; with `markdown` the page (written when there is an
+    out_dir), with `html` the HTML page."""
     columns, rows = loss_table(store, experiment)
     if not rows:
         console.print("no finished language-modelling runs" + (f" in experiment {experiment!r}" if experiment else ""))
         return []
-    title = "loss (nats) per position bucket at each context (ext: context-extension method)"
+    tables = [("loss (nats) per position bucket at each context (ext: context-extension method)", (columns, rows))]
     paths = []
-    stem = re.sub(r"[^\w.-]+", "_", f"{experiment or 'all'}_loss")
     figure = plot_loss_by_position(store, experiment) if out_dir is not None or html is not None else None
     if out_dir is not None:
-        paths += save_figures(figure, Path(out_dir) / f"{stem}_by_position", formats)
+        paths += save_figures(figure, Path(out_dir) / f"{page_stem(experiment, 'loss', preset)}_by_position", formats)
     study = study_markdown(store, experiment)
+    notes = [] if study is None else [study.rstrip("\n")]
     if html is not None:
-        paths.append(write_html(store, experiment, "loss", Path(html), [(title, (columns, rows))],
-                                {FIGURE_CAPTIONS["by_position"]: figure_png(figure)}, command,
-                                [] if study is None else [study]))
+        paths.append(write_html(store, experiment, "loss", Path(html), tables,
+                                {FIGURE_CAPTIONS["by_position"]: figure_png(figure)}, command, notes, preset))
     if markdown:
-        text = f"### {title}\n\n{markdown_table(columns, rows)}\n" + "".join(f"\n{_markdown_link(p)}\n" for p in paths)
-        text += "" if study is None else "\n" + study
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
-        if out_dir is not None:
-            paths.append(Path(out_dir) / f"{stem}.md")
-            write_text(paths[-1], text)
+        paths += _markdown(store, experiment, "loss", out_dir, console, command, preset, tables, notes,
+                           [p for p in paths if p.suffix != ".html"])
     else:
-        print_table(columns, rows, title, console)
+        print_table(*tables[0][1], tables[0][0], console)
         if study is not None:
             console.print("\n" + study, markup=False, highlight=False, soft_wrap=True)
     return paths

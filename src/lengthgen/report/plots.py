@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..errors import InputError
 from ..store import ResultsStore, atomic_write
 from .claims import LABELS_EXCLUDED, experiment_point
 from .tables import Series, bin_label, collect
@@ -105,7 +106,7 @@ def save_figures(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png
 def check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
-        raise ValueError(f"figure formats {', '.join(formats) or '(none)'}: expected some of {', '.join(FORMATS)}")
+        raise InputError(f"figure formats {', '.join(formats) or '(none)'}: expected some of {', '.join(FORMATS)}")
     return formats
 
 
@@ -114,7 +115,7 @@ def plot_bins(store: ResultsStore, experiment: str | None, metric: str) -> Figur
     configuration, labelled by scheme and run name."""
     series = collect(store, experiment, metric, by_k=False)
     if not series:
-        raise ValueError(f"no {metric!r} results for experiment {experiment!r}")
+        raise InputError(f"no {metric!r} results for experiment {experiment!r}")
     by_task = defaultdict(list)
     for s in series:
         by_task[s.run["task"]].append(s)

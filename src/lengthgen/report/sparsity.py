@@ -7,6 +7,7 @@ from collections import defaultdict
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from ..errors import InputError
 from ..store import ResultsStore
 from .plots import metric_label, panels, plot_series, run_labels, shade_training_range
 from .tables import Series, bin_columns, collect
@@ -33,7 +34,7 @@ def plot_accuracy_vs_length(store: ResultsStore, experiment: str | None, metric:
     in viridis, dark to light, which reads in grey too)."""
     series = collect(store, experiment, metric, by_k=True)
     if not series:
-        raise ValueError(f"no per-k {metric!r} results for experiment {experiment!r}")
+        raise InputError(f"no per-k {metric!r} results for experiment {experiment!r}")
     by_run = defaultdict(list)
     for s in series:
         by_run[s.label].append(s)

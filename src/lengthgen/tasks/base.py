@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..errors import InputError
+
 SPECIALS = ("<pad>", "<bos>", "<sep>", "<eos>")
 PAD, BOS, SEP, EOS = range(len(SPECIALS))
 FIRST_SYMBOL = len(SPECIALS)  # a Vocab's symbol i has id FIRST_SYMBOL + i
@@ -33,7 +35,7 @@ class Vocab:
         symbols = list(symbols)
         clash = set(symbols) & set(SPECIALS)
         if clash or len(set(symbols)) != len(symbols):
-            raise ValueError(f"vocabulary symbols must be unique and not special tokens: {symbols}")
+            raise InputError(f"vocabulary symbols must be unique and not special tokens: {symbols}")
         self.itos = list(SPECIALS) + symbols
         self.stoi = {s: i for i, s in enumerate(self.itos)}
 
@@ -161,12 +163,12 @@ class Task(ABC):
         last = hi if self.max_length is None else min(hi, self.max_length)
         lengths = range(first, last + 1, self.length_period)
         if not lengths:
-            raise ValueError(f"task {self.name!r} has no valid length in [{lo}, {hi}]: {self.length_rule()}")
+            raise InputError(f"task {self.name!r} has no valid length in [{lo}, {hi}]: {self.length_rule()}")
         return lengths
 
     def check_length(self, length: int) -> None:
         if not self.is_valid_length(length):
-            raise ValueError(f"task {self.name!r} has no string of length {length}: {self.length_rule()}")
+            raise InputError(f"task {self.name!r} has no string of length {length}: {self.length_rule()}")
 
     def set_cache_dir(self, directory: Path) -> None:
         """Where the task may keep what it derives from its parameters and reuses across runs (the
@@ -205,7 +207,7 @@ def register_task(cls: type[Task]) -> type[Task]:
     taken name is an error."""
     old = TASKS.get(cls.name)
     if old is not None and not same_definition(old, cls):
-        raise ValueError(f"task {cls.name!r} is already registered by {old.__module__}.{old.__qualname__}; "
+        raise InputError(f"task {cls.name!r} is already registered by {old.__module__}.{old.__qualname__}; "
                          f"choose another name for {cls.__module__}.{cls.__qualname__}")
     TASKS[cls.name] = cls
     return cls
@@ -220,12 +222,12 @@ def make_task(name: str, **params) -> Task:
     """Build a registered task; unknown names or parameters fail with the allowed values.
     The families register themselves when `lengthgen.tasks` is imported."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(sorted(TASKS))}")
+        raise InputError(f"unknown task {name!r}; choose one of: {', '.join(sorted(TASKS))}")
     cls = TASKS[name]
     allowed = _init_params(cls)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ValueError(f"task {name!r} has no parameter(s) {unknown}; allowed: {allowed}")
+        raise InputError(f"task {name!r} has no parameter(s) {unknown}; allowed: {allowed}")
     return cls(**params)
 
 

@@ -73,6 +73,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..errors import InputError
 from .base import BOS, EOS, FIRST_SYMBOL, SEP, Example, Task, Vocab, register_task, sequence_example
 from .sparse import _Planted, parse_k, place
 
@@ -81,7 +82,7 @@ POSITION_MODES = ("coupled", "sequential")
 
 def check_positions(name: str, positions: str) -> str:
     if positions not in POSITION_MODES:
-        raise ValueError(f"task {name!r}: unknown positions {positions!r}; allowed: {', '.join(POSITION_MODES)}")
+        raise InputError(f"task {name!r}: unknown positions {positions!r}; allowed: {', '.join(POSITION_MODES)}")
     return positions
 
 
@@ -148,7 +149,7 @@ class _DecimalAddition(Task):
 
     def check_operands(self, operands: str) -> str:
         if operands not in OPERAND_MODES:
-            raise ValueError(f"task {self.name!r}: unknown operands {operands!r}; allowed: {', '.join(OPERAND_MODES)} "
+            raise InputError(f"task {self.name!r}: unknown operands {operands!r}; allowed: {', '.join(OPERAND_MODES)} "
                              "(independent = Cho et al.'s, the paper's)")
         return operands
 
@@ -232,7 +233,7 @@ class IndexHintsAddition(_DecimalAddition):
     def __init__(self, hint_vocab: int = 64, operands: str = "independent"):
         self.operands = self.check_operands(operands)
         if hint_vocab < 2:
-            raise ValueError(f"task {self.name!r}: hint_vocab must be >= 2 (n+1 hints per example), got {hint_vocab}")
+            raise InputError(f"task {self.name!r}: hint_vocab must be >= 2 (n+1 hints per example), got {hint_vocab}")
         self.hint_vocab = hint_vocab
         self.vocab = Vocab(DIGITS + ("+",) + tuple(f"h{i}" for i in range(hint_vocab)))
         self.first_hint = self.vocab["h0"]
@@ -243,7 +244,7 @@ class IndexHintsAddition(_DecimalAddition):
 
     def check_length(self, length):
         if length > self.max_length:
-            raise ValueError(f"task {self.name!r}: length {length} needs {length + 1} hint tokens but hint_vocab is "
+            raise InputError(f"task {self.name!r}: length {length} needs {length + 1} hint tokens but hint_vocab is "
                              f"{self.hint_vocab}; raise hint_vocab")
         super().check_length(length)
 
@@ -276,7 +277,7 @@ class CoupledCopy(_CoupledIDs, Task):
 
     def __init__(self, alphabet_size: int = 10, positions: str = "coupled"):
         if not 2 <= alphabet_size <= 26:
-            raise ValueError(f"task {self.name!r}: alphabet_size must be in [2, 26], got {alphabet_size}")
+            raise InputError(f"task {self.name!r}: alphabet_size must be in [2, 26], got {alphabet_size}")
         self.alphabet_size = alphabet_size
         self.positions = check_positions(self.name, positions)
         self.vocab = Vocab([chr(ord("a") + i) for i in range(alphabet_size)])
@@ -369,12 +370,12 @@ class VarChain(_CoupledIDs, Task):
         try:
             self.hops_lo, self.hops_hi = parse_k(hops)
         except ValueError as err:
-            raise ValueError(f"task {self.name!r}: bad hops ({err})") from None
+            raise InputError(f"task {self.name!r}: bad hops ({err})") from None
         if num_vars < self.hops_hi:
-            raise ValueError(f"task {self.name!r}: num_vars={num_vars} cannot hold a chain of {self.hops_hi} distinct "
+            raise InputError(f"task {self.name!r}: num_vars={num_vars} cannot hold a chain of {self.hops_hi} distinct "
                              "variables; raise num_vars or lower hops")
         if not 1 <= num_values <= 100:
-            raise ValueError(f"task {self.name!r}: num_values must be in [1, 100], got {num_values}")
+            raise InputError(f"task {self.name!r}: num_values must be in [1, 100], got {num_values}")
         self.hops, self.num_vars, self.num_values = hops, num_vars, num_values
         self.positions = check_positions(self.name, positions)
         self.vocab = Vocab([f"x{i}" for i in range(num_vars)] + [str(v) for v in range(num_values)] + ["=", ";"])
@@ -398,7 +399,7 @@ class VarChain(_CoupledIDs, Task):
         n = length
         d = int(rng.integers(self.hops_lo, self.hops_hi + 1)) if hops is None else hops
         if not 1 <= d <= n:
-            raise ValueError(f"task {self.name!r}: {d} hops do not fit in {n} assignments")
+            raise InputError(f"task {self.name!r}: {d} hops do not fit in {n} assignments")
         chain_at = np.sort(rng.choice(n, size=d, replace=False))[::-1]  # a_1 is the latest
         chain_vars = FIRST_SYMBOL + rng.choice(self.num_vars, size=d, replace=False)  # u_0 … u_{d-1}
         value = self.first_value + int(rng.integers(self.num_values))

@@ -73,6 +73,7 @@ from typing import ClassVar, Hashable
 import numpy as np
 
 import lengthgen.tasks.formal_official as official  # by its full name: `from . import` goes through tasks/__init__
+from ..errors import InputError
 from .base import BOS, PAD, TASKS, Example, Task, Vocab, register_task
 
 LABEL_PREFIX = "L:"
@@ -101,10 +102,10 @@ class FormalLanguage(Task):
 
     def __init__(self, sampler: str = "official", offset_range: str = "longest"):
         if sampler not in SAMPLERS:
-            raise ValueError(f"task {self.name!r}: unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)} "
+            raise InputError(f"task {self.name!r}: unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)} "
                              "(official = the paper's generators)")
         if offset_range not in OFFSET_RANGES:
-            raise ValueError(f"task {self.name!r}: unknown offset_range {offset_range!r}; allowed: "
+            raise InputError(f"task {self.name!r}: unknown offset_range {offset_range!r}; allowed: "
                              f"{', '.join(OFFSET_RANGES)} (official = Huang et al.'s shift range)")
         self.sampler = sampler
         self.offset_range = offset_range

@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import InputError
+
 MAX_TRIES = 100_000
 
 
@@ -26,7 +28,7 @@ def until(draw: Callable[[], str], accept: Callable[[str], bool], what: str) -> 
         s = draw()
         if accept(s):
             return s
-    raise ValueError(f"{what}: no accepted string in {MAX_TRIES} draws of the official generator")
+    raise InputError(f"{what}: no accepted string in {MAX_TRIES} draws of the official generator")
 
 
 def in_window(lo: int, hi: int) -> Callable[[str], bool]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..text.corpus import check_source, corpus_fingerprint, load_documents, split_documents
 from ..text.tokenized import TokenizedCorpus, tokenized_corpus
 from .base import SPECIALS, Example, Task, Vocab, register_task
@@ -39,9 +40,9 @@ class LanguageModelling(Task):
                  text_field: str = "text", hf_split: str = "train", hf_config: str | None = None):
         check_source(corpus, reader, sample_by)
         if context < 1:
-            raise ValueError(f"lm: context must be >= 1, got {context}")
+            raise InputError(f"lm: context must be >= 1, got {context}")
         if not 0 < valid_fraction < 1:
-            raise ValueError(f"lm: valid_fraction must be in (0, 1), got {valid_fraction}")
+            raise InputError(f"lm: valid_fraction must be in (0, 1), got {valid_fraction}")
         self.corpus, self.context, self.vocab_size, self.min_frequency = corpus, context, vocab_size, min_frequency
         self.valid_fraction, self.reader, self.sample_by, self.text_field = valid_fraction, reader, sample_by, text_field
         self.hf_split, self.hf_config = hf_split, hf_config
@@ -78,11 +79,11 @@ class LanguageModelling(Task):
 
     def sample(self, rng: np.random.Generator, length: int, **overrides) -> Example:
         if overrides:
-            raise ValueError(f"lm: no breakdown variables, got {sorted(overrides)}")
+            raise InputError(f"lm: no breakdown variables, got {sorted(overrides)}")
         self.check_length(length)
         stream = self.data.train
         if len(stream) <= length:
-            raise ValueError(f"lm: the training split has {len(stream)} tokens, fewer than a window of {length} + 1")
+            raise InputError(f"lm: the training split has {len(stream)} tokens, fewer than a window of {length} + 1")
         start = int(rng.integers(0, len(stream) - length))
         window = stream[start:start + length + 1].astype(np.int64)
         return Example(window[:-1], window[1:], np.ones(length, dtype=bool), length=length)

@@ -20,6 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..errors import InputError
 from .base import BOS, EOS, SEP, Task, Vocab, register_task, sequence_example
 
 PLACEMENTS = ("uniform", "local:w", "block")
@@ -32,9 +33,9 @@ def parse_k(k) -> tuple[int, int]:
     elif isinstance(k, (list, tuple)) and len(k) == 2 and all(isinstance(v, int) for v in k):
         lo, hi = k
     else:
-        raise ValueError(f"k must be an int or an inclusive [lo, hi] pair of ints, got {k!r}")
+        raise InputError(f"k must be an int or an inclusive [lo, hi] pair of ints, got {k!r}")
     if not 1 <= lo <= hi:
-        raise ValueError(f"k range must satisfy 1 <= lo <= hi, got {k!r}")
+        raise InputError(f"k range must satisfy 1 <= lo <= hi, got {k!r}")
     return lo, hi
 
 
@@ -48,7 +49,7 @@ def parse_placement(placement: str) -> tuple[str, int | None]:
             w = 0
         if w >= 1:
             return "local", w
-    raise ValueError(f"unknown placement {placement!r}; allowed: {', '.join(PLACEMENTS)} (w a positive int)")
+    raise InputError(f"unknown placement {placement!r}; allowed: {', '.join(PLACEMENTS)} (w a positive int)")
 
 
 def place(rng: np.random.Generator, n: int, k: int, kind: str, window: int | None) -> np.ndarray:
@@ -75,10 +76,10 @@ class _Planted(Task):
         self.placement = placement
         self.place_kind, self.window = parse_placement(placement)
         if self.window is not None and self.window < self.k_hi + self.extra_planted:
-            raise ValueError(f"placement {placement!r}: window must hold k_max + {self.extra_planted} "
+            raise InputError(f"placement {placement!r}: window must hold k_max + {self.extra_planted} "
                              f"= {self.k_hi + self.extra_planted} planted tokens")
         if background_size < 1:
-            raise ValueError("background_size must be >= 1")
+            raise InputError("background_size must be >= 1")
         self.background_size = background_size
 
     @property
@@ -89,7 +90,7 @@ class _Planted(Task):
         if k is None:
             k = int(rng.integers(self.k_lo, self.k_hi + 1))
         if k + self.extra_planted > n:
-            raise ValueError(f"task {self.name!r}: k={k} (+{self.extra_planted}) planted tokens do not fit "
+            raise InputError(f"task {self.name!r}: k={k} (+{self.extra_planted}) planted tokens do not fit "
                              f"in length {n}")
         return k
 
@@ -158,7 +159,7 @@ class SparseSum(_PlantedFunction):
 
     def __init__(self, k=(1, 4), placement: str = "uniform", background_size: int = 8, p: int = 5):
         if p < 2:
-            raise ValueError("sparse_sum: modulus p must be >= 2")
+            raise InputError("sparse_sum: modulus p must be >= 2")
         self.p = self.modulus = p
         super().__init__(k, placement, background_size)
 
@@ -178,14 +179,14 @@ class KgramLookup(_Planted):
     def __init__(self, k=(1, 4), placement: str = "block", background_size: int = 8, alphabet_size: int = 8,
                  distractors: int = 2):
         if distractors < 0:
-            raise ValueError("kgram_lookup: distractors must be >= 0")
+            raise InputError("kgram_lookup: distractors must be >= 0")
         self.distractors = distractors
         self.extra_planted = 1 + distractors * (parse_k(k)[1] + 1)
         super().__init__(k, placement, background_size)
         if alphabet_size < 2:
-            raise ValueError("kgram_lookup: alphabet_size must be >= 2")
+            raise InputError("kgram_lookup: alphabet_size must be >= 2")
         if alphabet_size ** self.k_lo < 1 + distractors:
-            raise ValueError(f"kgram_lookup: {alphabet_size}^{self.k_lo} keys cannot give {1 + distractors} "
+            raise InputError(f"kgram_lookup: {alphabet_size}^{self.k_lo} keys cannot give {1 + distractors} "
                              "different records; raise alphabet_size or lower distractors")
         self.alphabet_size = alphabet_size
         self.vocab = Vocab([f"b{i}" for i in range(background_size)] + [f"a{i}" for i in range(alphabet_size)]
@@ -198,7 +199,7 @@ class KgramLookup(_Planted):
         if k is None:
             k = int(rng.integers(self.k_lo, self.k_hi + 1))
         if (k + 1) * (1 + self.distractors) > n:
-            raise ValueError(f"task {self.name!r}: {1 + self.distractors} records of k+1={k + 1} tokens do not "
+            raise InputError(f"task {self.name!r}: {1 + self.distractors} records of k+1={k + 1} tokens do not "
                              f"fit in length {n}")
         return k
 

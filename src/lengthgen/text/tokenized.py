@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from .corpus import Document
 
 FORMAT = 1  # bump when the layout or the tokenizer recipe changes: old caches are then ignored
@@ -60,7 +61,7 @@ def train_tokenizer(docs: list[Document], vocab_size: int, min_frequency: int, s
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if vocab_size < 256 + len(specials):
-        raise ValueError(f"lm: vocab_size must be >= {256 + len(specials)} (256 bytes + special tokens), got {vocab_size}")
+        raise InputError(f"lm: vocab_size must be >= {256 + len(specials)} (256 bytes + special tokens), got {vocab_size}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..config import RunConfig, load_run_config
 from ..data import IGNORE, Batch, TrainingSet
+from ..errors import InputError
 from ..evaluate import autocast
 from ..model import Output, Transformer
 from ..positions import PositionSampler, pose_position_ids, table_size, uses_offsets
@@ -24,10 +25,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s) usable by "
+        raise InputError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s) usable by "
                          f"torch {torch.__version__}; use device cpu or auto")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r}: MPS is not available on this machine; use device cpu or auto")
+        raise InputError(f"device {name!r}: MPS is not available on this machine; use device cpu or auto")
     return device
 
 
@@ -136,15 +137,15 @@ def run_record(cfg: RunConfig, model: Transformer) -> dict:
 def check_tensors(found, expected: dict, what: str) -> None:
     """`found` must be a state dict like `expected`: the same names, shapes and dtypes, tensors only."""
     if not isinstance(found, dict):
-        raise ValueError(f"{what}: expected a state dict, got {type(found).__name__}")
+        raise InputError(f"{what}: expected a state dict, got {type(found).__name__}")
     missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys(), key=str)
     if missing or extra:
-        raise ValueError(f"{what}: missing {missing[:5]}, unexpected {extra[:5]}")
+        raise InputError(f"{what}: missing {missing[:5]}, unexpected {extra[:5]}")
     for name, want in expected.items():
         got = found[name]
         if not isinstance(got, torch.Tensor) or got.shape != want.shape or got.dtype != want.dtype:
             shown = f"{tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor) else type(got).__name__
-            raise ValueError(f"{what}: {name} is {shown}, expected {tuple(want.shape)} {want.dtype}")
+            raise InputError(f"{what}: {name} is {shown}, expected {tuple(want.shape)} {want.dtype}")
 
 
 def read_model_file(path, device="cpu") -> tuple[RunConfig, dict]:
@@ -153,7 +154,7 @@ def read_model_file(path, device="cpu") -> tuple[RunConfig, dict]:
     try:
         ck = load_torch(path, device)
         if not isinstance(ck, dict) or set(ck) != {"config", "model", "version"}:
-            raise ValueError(f"keys {sorted(ck, key=str) if isinstance(ck, dict) else type(ck).__name__}, expected "
+            raise InputError(f"keys {sorted(ck, key=str) if isinstance(ck, dict) else type(ck).__name__}, expected "
                              "config, model, version")
         config = dict(ck["config"])
         size = dict(config.pop("resolved"))["max_positions"]
@@ -165,7 +166,7 @@ def read_model_file(path, device="cpu") -> tuple[RunConfig, dict]:
         with torch.device("meta"):  # the shapes the weights must have, without allocating them
             check_tensors(ck["model"], build_model(cfg, task).state_dict(), "weights")
     except Exception as err:  # unreadable, truncated, not a torch file, or not one of ours
-        raise ValueError(f"{path} is not a readable lengthgen model file ({type(err).__name__}: {err})") from None
+        raise InputError(f"{path} is not a readable lengthgen model file ({type(err).__name__}: {err})") from None
     return cfg, ck["model"]
 
 

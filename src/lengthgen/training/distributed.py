@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import IGNORE, Batch
+from ..errors import InputError
 
 
 class DataParallel:
@@ -44,11 +45,11 @@ class DataParallel:
         if not self.active:
             return device
         if batch_size < self.world:
-            raise ValueError(f"train.batch_size={batch_size} is smaller than the {self.world} data-parallel "
+            raise InputError(f"train.batch_size={batch_size} is smaller than the {self.world} data-parallel "
                              "processes: every process needs at least one example per step")
         if device.type == "cuda":
             if self.local_rank >= torch.cuda.device_count():
-                raise ValueError(f"data-parallel process {self.local_rank} (LOCAL_RANK) needs its own GPU, but "
+                raise InputError(f"data-parallel process {self.local_rank} (LOCAL_RANK) needs its own GPU, but "
                                  f"{torch.cuda.device_count()} are visible: start at most that many processes per "
                                  "node, or train on the CPU with device: cpu")
             device = torch.device("cuda", self.local_rank)

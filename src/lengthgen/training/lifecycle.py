@@ -14,6 +14,7 @@ import torch
 
 from ..version import __version__
 from ..config import RunConfig
+from ..errors import InputError
 from ..evaluate import curve_points, evaluate, in_distribution_accuracy
 from ..store import ResultsStore
 from ..tasks import Task
@@ -43,7 +44,7 @@ def claim(store: ResultsStore, key: str) -> None:
     gone is taken over (it resumes from its checkpoint)."""
     owner = store.live_owner(key)
     if owner is not None:
-        raise ValueError(f"run {key} is being trained by process {owner['pid']} on {owner['host']} (last heartbeat "
+        raise InputError(f"run {key} is being trained by process {owner['pid']} on {owner['host']} (last heartbeat "
                          f"{owner['heartbeat']}); wait for it to finish, or stop it and rerun")
     run = store.get_run(key)
     if run is not None and run["status"] == "running" and run["pid"] != os.getpid():
@@ -93,14 +94,14 @@ def checked_checkpoint(ck, cfg: RunConfig, model) -> RunState:
     """The run state of a checkpoint whose every part has the keys, shapes, types and bounds that
     `save_checkpoint` gives it; a ValueError naming the first part that does not."""
     if not isinstance(ck, dict) or set(ck) != CHECKPOINT_KEYS:
-        raise ValueError(f"keys {sorted(ck, key=str) if isinstance(ck, dict) else type(ck).__name__}, expected "
+        raise InputError(f"keys {sorted(ck, key=str) if isinstance(ck, dict) else type(ck).__name__}, expected "
                          f"{sorted(CHECKPOINT_KEYS)}")
     check_tensors(ck["model"], model.state_dict(), "model")
     opt = make_optimizer(model, cfg)
     check_optimizer_state(ck["opt"], opt)
     sched = make_schedule(opt, cfg).state_dict()
     if not isinstance(ck["sched"], dict) or set(ck["sched"]) != set(sched):
-        raise ValueError("sched: not a learning-rate schedule state of this run")
+        raise InputError("sched: not a learning-rate schedule state of this run")
     _whole(ck["sched"].get("last_epoch"), 0, cfg.train.steps, "sched.last_epoch")
     return checked_state(ck["state"], cfg)
 
@@ -109,48 +110,48 @@ def check_optimizer_state(found, opt) -> None:
     """AdamW state of `opt`'s parameter groups, each moment shaped like its parameter."""
     ref = opt.state_dict()
     if not isinstance(found, dict) or set(found) != set(ref) or not isinstance(found["state"], dict):
-        raise ValueError("opt: not an optimizer state")
+        raise InputError("opt: not an optimizer state")
     groups = found["param_groups"]
     if not isinstance(groups, list) or [g.get("params") if isinstance(g, dict) else None for g in groups] != \
             [g["params"] for g in ref["param_groups"]]:
-        raise ValueError("opt: parameter groups differ from this run's")
+        raise InputError("opt: parameter groups differ from this run's")
     params = dict(zip((i for g in ref["param_groups"] for i in g["params"]),
                       (p for g in opt.param_groups for p in g["params"])))
     for index, moments in found["state"].items():
         if index not in params or not isinstance(moments, dict):
-            raise ValueError(f"opt: state for unknown parameter {index!r}")
+            raise InputError(f"opt: state for unknown parameter {index!r}")
         for name, value in moments.items():
             shape = () if name == "step" else params[index].shape
             if not isinstance(value, torch.Tensor) or value.shape != shape or not value.is_floating_point():
-                raise ValueError(f"opt: {name} of parameter {index} is not a float tensor of shape {tuple(shape)}")
+                raise InputError(f"opt: {name} of parameter {index} is not a float tensor of shape {tuple(shape)}")
 
 
 def checked_state(data, cfg: RunConfig) -> RunState:
     names = {f.name for f in fields(RunState)}
     if not isinstance(data, dict) or set(data) != names:
-        raise ValueError(f"state: expected the fields {sorted(names)}")
+        raise InputError(f"state: expected the fields {sorted(names)}")
     steps = cfg.train.steps
     _whole(data["step"], 0, steps, "state.step")
     if data["status"] not in ("running", "diverged"):
-        raise ValueError(f"state.status {data['status']!r}: a checkpoint is running or diverged")
+        raise InputError(f"state.status {data['status']!r}: a checkpoint is running or diverged")
     if isinstance(data["wall"], bool) or not isinstance(data["wall"], (int, float)) or not 0 <= data["wall"] < math.inf:
-        raise ValueError(f"state.wall {data['wall']!r}: expected seconds >= 0")
+        raise InputError(f"state.wall {data['wall']!r}: expected seconds >= 0")
     if data["stopped_early_at"] is not None:
         _whole(data["stopped_early_at"], 0, steps, "state.stopped_early_at")
     curves = data["curves"]
     if not isinstance(curves, list) or len(curves) > 4 * steps + 1000:
-        raise ValueError("state.curves: expected a list of at most a few points per step")
+        raise InputError("state.curves: expected a list of at most a few points per step")
     for point in curves:
         if not (isinstance(point, dict) and set(point) == {"step", "name", "value"} and isinstance(point["name"], str)
                 and isinstance(point["value"], (int, float)) and not isinstance(point["value"], bool)):
-            raise ValueError(f"state.curves: bad point {point!r}")
+            raise InputError(f"state.curves: bad point {point!r}")
         _whole(point["step"], 0, steps, "state.curves step")
     return RunState(**data)
 
 
 def _whole(value, lo: int, hi: int, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{what} {value!r}: expected a whole number in [{lo}, {hi}]")
+        raise InputError(f"{what} {value!r}: expected a whole number in [{lo}, {hi}]")
 
 
 def log_step(state: RunState, cfg: RunConfig, loss: float, next_lr: float, tracker: Tracker | None) -> None:
@@ -224,7 +225,7 @@ def finish(cfg: RunConfig, store: ResultsStore, model, task: Task, state: RunSta
         try:
             store.save_model(key, {"config": config, "model": model.state_dict(), "version": __version__})
         except OSError as err:  # a full disk: the checkpoint stays, and so does the run
-            raise ValueError(f"could not write the model of run {key} to {store.model_path(key)} "
+            raise InputError(f"could not write the model of run {key} to {store.model_path(key)} "
                              f"({err.strerror or err}); free some space and rerun the same command: the run resumes "
                              "from its last checkpoint") from None
     store.finish_run(key, status=status, metrics=metrics, curves=state.curves, wall_time=wall, steps_done=state.step,
