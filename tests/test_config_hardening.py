@@ -1,4 +1,4 @@
-"""Hardening of the config layer (issue 13): hostile or malformed YAML and loose values are a
+"""Hardening of the config layer: hostile or malformed YAML and loose values are a
 ConfigError naming the field, never a traceback, a hang or a silently changed value."""
 
 import os

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the run and experiment schemas (issue 13) and of the command line.
+"""Property-based fuzzing of the run and experiment schemas and of the command line.
 
 Whatever a config file or a `--set` holds — random field names, types and values, random YAML text
 with anchors, aliases and tags — loading it either gives a valid RunConfig (or experiment) or
