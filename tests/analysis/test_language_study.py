@@ -18,7 +18,7 @@ from lengthgen.tasks.base import SPECIALS
 from lengthgen.text.corpus import corpus_fingerprint, load_documents, read_stdlib, split_documents, stdlib_files
 from lengthgen.text.tokenized import tokenized_corpus
 
-from test_text import fake_documents
+from fakes import fake_documents
 
 # -- the standard-library corpus ------------------------------------------------------------------
 

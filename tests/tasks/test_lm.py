@@ -18,7 +18,7 @@ from lengthgen.tasks import BOS, make_task
 from lengthgen.lm_eval import buckets, eval_windows, evaluate_contexts, extension
 from lengthgen.training import load_model, train_run
 
-from test_text import WORDS, fake_documents
+from fakes import WORDS, fake_documents
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from lengthgen.config import load_run_config
 from lengthgen.experiments.sweep import SCRATCH_PREFIX, _ray_train, sweep_scratch
 from lengthgen.store import ResultsStore
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 TINY = {"task": {"name": "sparse_parity", "params": {"k": [1, 2]}, "train_lengths": [4, 8], "eval_bins": [[4, 8]]},
         "model": {"n_layers": 1, "n_heads": 1, "d_model": 8},
         "train": {"steps": 4, "batch_size": 4, "eval_every": 4, "eval_examples": 4},

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lengthgen.cli import main
 
-DATA = Path(__file__).parent / "data" / "results_page"
+DATA = Path(__file__).resolve().parents[1] / "data" / "results_page"
 # The command the committed page names, run in DATA: the store is DATA/store, the page DATA/tiny.md.
 COMMAND = ["--root", "store", "report", "--preset", "tiny.yaml", "--markdown", "--out", "."]
 

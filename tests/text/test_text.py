@@ -9,13 +9,7 @@ from lengthgen.tasks.base import BOS, SPECIALS
 from lengthgen.text.corpus import Document, load_documents, split_documents
 from lengthgen.text.tokenized import tokenized_corpus
 
-WORDS = "the state of union nation people congress law war peace trade money year great public".split()
-
-
-def fake_documents(n: int, words: int = 200, seed: int = 0) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return [f"Address {i}.\n\n" + " ".join(rng.choice(WORDS, words)) + "." for i in range(n)]
-
+from fakes import WORDS, fake_documents
 
 def write_txt_folder(root, texts):
     (root / "sub").mkdir(parents=True)
