@@ -125,8 +125,9 @@ class Minimal(nn.Module):
 
 # -- the contenders' steps -------------------------------------------------------------------------
 
-def step_of(model: nn.Module, forward: Callable[[], torch.Tensor]) -> Callable[[], None]:
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, fused=True)
+def step_of(model: nn.Module, forward: Callable[[], torch.Tensor], opt=None) -> Callable[[], None]:
+    """One training step: `forward`'s loss, backward, clipping at 1.0, `opt` (default: fused AdamW)."""
+    opt = opt or torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, fused=True)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -137,18 +138,12 @@ def step_of(model: nn.Module, forward: Callable[[], torch.Tensor]) -> Callable[[
 
 
 def lengthgen_step(size: Size, scheme: str, batch: Batch) -> Callable[[], None]:
+    """lengthgen's model, loss and optimizer (`training.build`)."""
     torch.manual_seed(0)
     model = Transformer(ModelConfig(n_layers=size.layers, n_heads=size.heads, d_model=size.width, positional=scheme),
                         VOCAB, size.tokens)
-    cfg = load_run_config({"task": {"name": "sparse_parity"}, "train": {"lr": LR}})
-    opt = make_optimizer(model, cfg)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss_on(model, batch, False, torch.device("cpu")).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    return step
+    opt = make_optimizer(model, load_run_config({"task": {"name": "sparse_parity"}, "train": {"lr": LR}}))
+    return step_of(model, lambda: loss_on(model, batch, False, torch.device("cpu")), opt)
 
 
 def minimal_step(size: Size, rope: bool, batch: Batch) -> Callable[[], None]:

@@ -51,12 +51,11 @@ class Attention(nn.Module):
             query_pos = torch.arange(k.shape[2] - T, k.shape[2], device=x.device)[None]
         else:
             query_pos, q = at, q.gather(2, at[:, None, :, None].expand(-1, q.shape[1], -1, q.shape[3]))
-            bias = self.query_rows(bias, at) if bias is not None else \
-                (torch.arange(T, device=x.device) <= at[..., None])[:, None]  # causal rows of the queries
+            bias = self.query_rows(bias, at) if bias is not None else self.causal_rows(at, T, q.dtype)
         if self.log_scale is not None:
             q, bias = self.length_scaled(q, bias, query_pos)
         if bias is not None:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias if bias.dtype == torch.bool else bias.to(q.dtype))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         elif k.shape[2] == T:  # no earlier tokens
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:  # new tokens after cached ones: query i sees every earlier token and new tokens <= i
@@ -70,14 +69,19 @@ class Attention(nn.Module):
         bias = bias.expand(at.shape[0], -1, -1, -1)
         return bias.gather(2, at[:, None, :, None].expand(-1, bias.shape[1], -1, bias.shape[3]))
 
+    @staticmethod
+    def causal_rows(at: torch.Tensor, keys: int, dtype) -> torch.Tensor:
+        """The causal mask's rows [B, 1, S, keys] of the queries at positions `at` [B, S]: 0 up to
+        the query, −inf after it."""
+        after = torch.arange(keys, device=at.device) > at[:, None, :, None]
+        return torch.zeros(after.shape, dtype=dtype, device=at.device).masked_fill(after, float("-inf"))
+
     def length_scaled(self, q, bias, query_pos: torch.Tensor):
         """q and the bias rows of the queries at `query_pos` [B or 1, S] scaled by s_h·ln(keys each
         one sees): a causal query at position i sees i + 1 keys."""
         seen = (query_pos + 1).to(q.dtype)
         factor = self.log_scale.to(q.dtype)[None, :, None] * seen.log()[:, None, :]  # [B or 1, H, S]
         q = q * factor[..., None]
-        if bias is not None and bias.dtype == torch.bool:
-            bias = torch.zeros(bias.shape, dtype=q.dtype, device=q.device).masked_fill(~bias, float("-inf"))
         if bias is not None:  # the causal mask's -inf stays -inf; masked out before the product, so
             masked = torch.isinf(bias)  # no inf * 0 reaches the backward pass
             bias = (bias.masked_fill(masked, 0) * factor[..., None].to(bias.dtype)).masked_fill(masked, float("-inf"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -100,9 +101,9 @@ def loss_on(model, batch: Batch, bf16: bool, device, position_loss_weight: float
     at = scored_positions(batch.targets) if scored_only else None
     with autocast(device, bf16):
         out = model(batch.inputs, batch.position_ids, at=at)
-    if at is None:
-        return output_loss(out, batch, position_loss_weight)
-    return F.cross_entropy(out.logits.float().flatten(0, 1), batch.targets.gather(1, at).flatten(), ignore_index=IGNORE)
+    if at is not None:  # the logits are the chosen positions': so are the targets
+        batch = dataclasses.replace(batch, targets=batch.targets.gather(1, at))
+    return output_loss(out, batch, position_loss_weight)
 
 
 def scored_positions(targets: torch.Tensor) -> torch.Tensor:
