@@ -134,14 +134,14 @@ def profile(variant: str, steps: int, n_buckets: int) -> dict:
         start = time.perf_counter()
         run = loop.train_run(cfg, store)
         total = time.perf_counter() - start
-        metrics = {(m["lo"], m["hi"]): m["value"] for m in store.metrics(keys=[run["key"]])
-                   if m["metric"] == "exact_match_tf" and m["grp"] == ""}
-        losses = [c["value"] for c in store.curves(run["key"]) if c["name"] == "loss"]
+        metrics = {(m.lo, m.hi): m.value for m in store.metrics(keys=[run.key])
+                   if m.metric == "exact_match_tf" and m.grp == ""}
+        losses = [c.value for c in store.curves(run.key) if c.name == "loss"]
     step_calls = timer.calls["train step"]
     steady = statistics.median(step_calls[len(step_calls) // 2:])
     return dict(variant=variant, total=total, seconds=timer.seconds, steps=len(step_calls), steady_step=steady,
                 first_steps=step_calls[:3], warmup=sum(step_calls) - steady * len(step_calls), buckets=buckets,
-                shapes=shapes, metrics=metrics, final_loss=losses[-1], steps_done=run["steps_done"])
+                shapes=shapes, metrics=metrics, final_loss=losses[-1], steps_done=run.steps_done)
 
 
 def print_profile(p: dict) -> None:

@@ -24,7 +24,7 @@ for preset in ["demo", "golowich_sparsity_cpu", "huang_algorithmic_cpu", "huang_
                                  "eval": cfg.eval.model_copy(update={"examples_per_bin": 16, "validation_examples": min(cfg.eval.validation_examples, 16)})})
     with tempfile.TemporaryDirectory() as root:
         run = train_run(cfg, ResultsStore(root))
-        rows = sorted((m["lo"], m["hi"], m["grp"], m["metric"], m["value"]) for m in ResultsStore(root).metrics(keys=[run["key"]]))
-        curves = sorted((c["step"], c["name"], c["value"]) for c in ResultsStore(root).curves(run["key"]))
+        rows = sorted((m.lo, m.hi, m.grp, m.metric, m.value) for m in ResultsStore(root).metrics(keys=[run.key]))
+        curves = sorted((c.step, c.name, c.value) for c in ResultsStore(root).curves(run.key))
     digest = hashlib.sha256(json.dumps([rows, curves]).encode()).hexdigest()[:16]
     print(preset, cfg.name, cfg.key(), len(rows), "metrics", digest, flush=True)

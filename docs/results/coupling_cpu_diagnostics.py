@@ -14,6 +14,7 @@ import torch
 from lengthgen import __version__
 from lengthgen.analysis.position_head import position_head_report
 from lengthgen.analysis.position_logits import position_logit_report
+from lengthgen.records import Run
 from lengthgen.store import ResultsStore
 from lengthgen.training import load_model
 
@@ -21,10 +22,10 @@ ATTENTION = ["addition coupling (Cho recipe d256)", "addition coupling (Cho reci
 POSITION_HEAD = ["var_chain PPC"]
 
 
-def runs_named(store: ResultsStore, name: str) -> list[dict]:
-    runs = [r for r in store.runs(experiment="coupling_cpu") if r["status"] == "finished"
-            and r["name"].rsplit(" seed=", 1)[0] == name]
-    return sorted(runs, key=lambda r: r["seed"])
+def runs_named(store: ResultsStore, name: str) -> list[Run]:
+    runs = [r for r in store.runs(experiment="coupling_cpu") if r.status == "finished"
+            and r.name.rsplit(" seed=", 1)[0] == name]
+    return sorted(runs, key=lambda r: r.seed)
 
 
 def main():
@@ -40,14 +41,14 @@ def main():
     print("## First-layer attention by position-ID distance (APE coupling on addition)\n")
     for name in ATTENTION:
         for run in runs_named(store, name):
-            model, cfg = load_model(store.model_path(run["key"]), cache_dir=store.cache_dir())
-            print(f"### {run['name']} (`{run['key']}`)\n")
+            model, cfg = load_model(store.model_path(run.key), cache_dir=store.cache_dir())
+            print(f"### {run.name} (`{run.key}`)\n")
             print(position_logit_report(model, cfg, cfg.task.build(), examples=100))
     print("## Position head of PPC on variable chains\n")
     for name in POSITION_HEAD:
         for run in runs_named(store, name):
-            model, cfg = load_model(store.model_path(run["key"]), cache_dir=store.cache_dir())
-            print(f"### {run['name']} (`{run['key']}`)\n")
+            model, cfg = load_model(store.model_path(run.key), cache_dir=store.cache_dir())
+            print(f"### {run.name} (`{run.key}`)\n")
             print(position_head_report(model, cfg, cfg.task.build(), examples=200, period=4))
 
 

@@ -5,6 +5,10 @@ objects that answer task strings.
     df = lengthgen.results("lengthgen-runs", experiment="demo")   # tidy pandas DataFrame
     model = lengthgen.load("K6 seed=0")                            # a run key, key prefix or name
     model.generate("b5 p0 b2 p1 b7")                              # the greedy answer, e.g. "1"
+
+Record by record, `lengthgen.store.ResultsStore(root)` reads the same results: its read methods
+return frozen dataclasses of `lengthgen.records` (`Run`, `MetricRow`, `CurvePoint`, ...), read by
+attribute (`run.status`, `row.value`); `dataclasses.asdict` gives a plain dict.
 """
 
 from __future__ import annotations
@@ -99,7 +103,8 @@ class TrainedModel:
 
 def load(run: str | os.PathLike, root: str | os.PathLike = "lengthgen-runs", device: str = "cpu") -> TrainedModel:
     """A finished run's model: `run` is its key, a unique key prefix, its name, or a models/<key>.pt
-    file (then `root` is not needed)."""
+    file (then `root` is not needed). Its stored record, a `records.Run`, is
+    `ResultsStore(root).get_run(model.key)` (`model.key` is None for a model file outside the store)."""
     from .training import load_model
 
     store = ResultsStore(root)

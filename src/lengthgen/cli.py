@@ -148,23 +148,23 @@ def _note_reused_run(store, cfg, force: bool) -> None:
     from .store import DONE_STATUSES
 
     old = store.get_run(cfg.key()) if store.exists() else None
-    if old is not None and not force and old["status"] in DONE_STATUSES and (old["name"] or None) != cfg.name:
-        print(f"run {cfg.key()} has this config already ({old['status']}), stored under the name "
-              f"{old['name'] or '(none)'}: showing it (a name is a label, not part of the config; --force retrains it)")
+    if old is not None and not force and old.status in DONE_STATUSES and (old.name or None) != cfg.name:
+        print(f"run {cfg.key()} has this config already ({old.status}), stored under the name "
+              f"{old.name or '(none)'}: showing it (a name is a label, not part of the config; --force retrains it)")
 
 
 def _print_run(store, run):
     from rich.table import Table
 
-    table = Table(title=f"run {run['key']} ({run['status']}, {run['wall_time']:.1f}s, {run['steps_done']} steps)")
-    rows = store.metrics(keys=[run["key"]])
+    table = Table(title=f"run {run.key} ({run.status}, {run.wall_time:.1f}s, {run.steps_done} steps)")
+    rows = store.metrics(keys=[run.key])
     metrics = ["exact_match_tf", "exact_match_greedy", "token_acc"]
-    metrics += [m for m in ("exact_match_greedy_oracle", "position_acc", "loss") if any(r["metric"] == m for r in rows)]  # PPC
+    metrics += [m for m in ("exact_match_greedy_oracle", "position_acc", "loss") if any(r.metric == m for r in rows)]  # PPC
     for col in ("bin", "group", *metrics):
         table.add_column(col)
     cells = {}
     for m in rows:
-        cells.setdefault((m["lo"], m["hi"], m["grp"]), {})[m["metric"]] = m["value"]
+        cells.setdefault((m.lo, m.hi, m.grp), {})[m.metric] = m.value
     for (lo, hi, grp), vals in sorted(cells.items()):
         table.add_row(f"[{lo},{hi}]", grp or "all", *(f"{vals[m]:.3f}" if m in vals else "-" for m in metrics))
     _console().print(table)

@@ -20,6 +20,7 @@ SQLite stores NaN as NULL; metric and curve values read back as NaN in that case
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import json
@@ -38,6 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import InputError
+from .records import Analysis, CurvePoint, Decision, EvalRow, MetricRow, Run
 from .version import __version__
 
 DB_FILE = "results.sqlite"
@@ -416,16 +418,16 @@ class ResultsStore:
             "VALUES (?, ?, ?, ?, ?, ?)", (experiment, name, json.dumps(settings, sort_keys=True), json.dumps(result),
                                           __version__, _now())))
 
-    def analysis(self, experiment: str, name: str) -> dict | None:
-        """{experiment, name, settings, result, version, created_at} of a stored analysis, or None."""
-        found = [a for a in self.analyses(experiment) if a["name"] == name]
+    def analysis(self, experiment: str, name: str) -> Analysis | None:
+        """A stored analysis, or None."""
+        found = [a for a in self.analyses(experiment) if a.name == name]
         return found[0] if found else None
 
-    def analyses(self, experiment: str | None = None) -> list[dict]:
-        """Stored analyses as in `analysis`, by experiment and name."""
+    def analyses(self, experiment: str | None = None) -> list[Analysis]:
+        """Stored analyses, by experiment and name."""
         where, params = _filters(("experiment", experiment))
         rows = self._read(f"SELECT * FROM analyses {where} ORDER BY experiment, name", params)
-        return [{**r, "settings": json.loads(r["settings"]), "result": json.loads(r["result"])} for r in rows]
+        return [_record(Analysis, r, settings=json.loads(r["settings"]), result=json.loads(r["result"])) for r in rows]
 
     def put_evals(self, key: str, rows: list[dict]) -> None:
         """Record `lengthgen eval` results of run `key`, replacing earlier ones of the same bins."""
@@ -436,10 +438,10 @@ class ResultsStore:
             ((key, int(r["lo"]), int(r["hi"]), str(r.get("grp", "")), str(r["metric"]), float(r["value"]),
               int(r["count"]), now) for r in rows)))
 
-    def evals(self, key: str) -> list[dict]:
+    def evals(self, key: str) -> list[EvalRow]:
         """The stored `lengthgen eval` results of run `key`, by metric, group and bin."""
         rows = self._read("SELECT * FROM evals WHERE run_key=? ORDER BY metric, grp, lo, hi", (key,))
-        return [{**r, "value": _nan_if_null(r["value"])} for r in rows]
+        return [_record(EvalRow, r, value=_nan_if_null(r["value"])) for r in rows]
 
     def delete_run(self, key: str):
         def write(conn):
@@ -455,7 +457,7 @@ class ResultsStore:
         run = self._read("SELECT status FROM runs WHERE key=?", (key,))
         return bool(run) and run[0]["status"] in DONE_STATUSES
 
-    def get_run(self, key: str) -> dict | None:
+    def get_run(self, key: str) -> Run | None:
         rows = self._read("SELECT * FROM runs WHERE key=?", (key,))
         return _parse_run(rows[0]) if rows else None
 
@@ -487,10 +489,10 @@ class ResultsStore:
         path = self.model_path(key)
         if not path.exists():
             run = self.get_run(key)
-            raise InputError(f"run {key} ({run['name'] or 'unnamed'}) has no model file: it is {run['status']}")
+            raise InputError(f"run {key} ({run.name or 'unnamed'}) has no model file: it is {run.status}")
         return path
 
-    def runs(self, experiment: str | None = None, status: str | None = None) -> list[dict]:
+    def runs(self, experiment: str | None = None, status: str | None = None) -> list[Run]:
         where, params = _filters(("status", status))
         if experiment is not None:
             where += (" AND " if where else "WHERE ") + _MEMBER.format(key="key", experiment="experiment")
@@ -498,7 +500,7 @@ class ResultsStore:
         rows = self._read(f"SELECT * FROM runs {where} ORDER BY created_at, key", params)
         return [_parse_run(r) for r in rows if self._only is None or r["key"] in self._only]
 
-    def metrics(self, keys: list[str] | None = None, experiment: str | None = None) -> list[dict]:
+    def metrics(self, keys: list[str] | None = None, experiment: str | None = None) -> list[MetricRow]:
         """Metric rows joined with their run's task, positional, seed, name, experiment and status."""
         where, params = "", ()
         if experiment is not None:
@@ -512,42 +514,42 @@ class ResultsStore:
         rows = self._read("SELECT m.*, r.task, r.positional, r.seed, r.name, r.experiment, r.status "
                           f"FROM metrics m JOIN runs r ON r.key = m.run_key {where} "
                           "ORDER BY m.run_key, m.metric, m.grp, m.lo, m.hi", params)
-        return [{**r, "value": _nan_if_null(r["value"])} for r in rows]
+        return [_record(MetricRow, r, value=_nan_if_null(r["value"])) for r in rows]
 
     def bin_values(self, keys: list[str], metric: str) -> dict[tuple[int, int], list[tuple[float, int]]]:
         """`metric` per whole length bin (the pooled group) over the given runs: one (value, example
         count) per run (runs without results contribute nothing), bins in order."""
         values: dict[tuple[int, int], list[tuple[float, int]]] = {}
         for m in self.metrics(keys=keys):
-            if m["metric"] == metric and m["grp"] == "":
-                values.setdefault((m["lo"], m["hi"]), []).append((m["value"], m["count"]))
+            if m.metric == metric and m.grp == "":
+                values.setdefault(m.bin, []).append((m.value, m.count))
         return dict(sorted(values.items()))
 
-    def decisions(self, experiment: str | None = None) -> list[dict]:
-        """Protocol decisions as {experiment, cell, decision (dict), updated_at}, by experiment and cell."""
+    def decisions(self, experiment: str | None = None) -> list[Decision]:
+        """Protocol decisions, by experiment and cell."""
         where, params = _filters(("experiment", experiment))
         rows = self._read(f"SELECT * FROM decisions {where} ORDER BY experiment, cell", params)
-        return [{**r, "decision": json.loads(r["decision"])} for r in rows]
+        return [_record(Decision, r, decision=json.loads(r["decision"])) for r in rows]
 
     def metric_names(self, experiment: str | None = None) -> list[str]:
-        return sorted({m["metric"] for m in self.metrics(experiment=experiment)})
+        return sorted({m.metric for m in self.metrics(experiment=experiment)})
 
-    def stale_runs(self, experiment: str | None = None) -> list[dict]:
+    def stale_runs(self, experiment: str | None = None) -> list[Run]:
         """Runs left `running` by a process that is gone: on this host a process that no longer
         exists, elsewhere a heartbeat older than STALE_AFTER_S."""
         return [r for r in self.runs(experiment=experiment, status="running") if not owner_alive(r)]
 
-    def live_owner(self, key: str) -> dict | None:
+    def live_owner(self, key: str) -> Run | None:
         """The run's record when another live process is training it now, else None."""
         run = self.get_run(key)
-        mine = run is not None and run["pid"] == os.getpid() and run["host"] == socket.gethostname()
-        if run is None or run["status"] != "running" or mine:
+        mine = run is not None and run.pid == os.getpid() and run.host == socket.gethostname()
+        if run is None or run.status != "running" or mine:
             return None
         return run if owner_alive(run) else None
 
-    def curves(self, key: str) -> list[dict]:
+    def curves(self, key: str) -> list[CurvePoint]:
         rows = self._read("SELECT step, name, value FROM curves WHERE run_key=? ORDER BY name, step", (key,))
-        return [{**r, "value": _nan_if_null(r["value"])} for r in rows]
+        return [_record(CurvePoint, r, value=_nan_if_null(r["value"])) for r in rows]
 
     # -- connection and transactions ------------------------------------------------------------
 
@@ -618,9 +620,15 @@ _JOIN = "INSERT OR IGNORE INTO memberships (experiment, run_key) VALUES (?, ?)"
 _MEMBER = "({key} IN (SELECT run_key FROM memberships WHERE experiment=?) OR {experiment}=?)"
 
 
-def _parse_run(row: dict) -> dict:
-    return {**row, "config": json.loads(row["config"]), "extra": json.loads(row["extra"]) if row["extra"] else {},
-            "environment": json.loads(row["environment"]) if row.get("environment") else None}
+def _parse_run(row: dict) -> Run:
+    return _record(Run, row, config=json.loads(row["config"]), extra=json.loads(row["extra"]) if row["extra"] else {},
+                   environment=json.loads(row["environment"]) if row["environment"] else None)
+
+
+def _record(kind, row: dict, **parsed):
+    """A record of dataclass `kind` from a database row (its columns by name), with the `parsed`
+    values in place of the stored text of those columns."""
+    return kind(**{f.name: row[f.name] for f in dataclasses.fields(kind)} | parsed)
 
 
 def _filters(*column_values) -> tuple[str, tuple]:
@@ -744,13 +752,13 @@ def _why_unwritable(folder: Path) -> str:
 
 # -- owners -------------------------------------------------------------------------------------
 
-def owner_alive(run: dict) -> bool:
+def owner_alive(run: Run) -> bool:
     """Whether the process that trains a `running` run is still there (as far as this host can tell)."""
-    if run["host"] == socket.gethostname() and run["pid"]:
-        return _pid_alive(run["pid"])
-    if not run["heartbeat"]:
+    if run.host == socket.gethostname() and run.pid:
+        return _pid_alive(run.pid)
+    if not run.heartbeat:
         return False
-    age = datetime.now(timezone.utc) - datetime.fromisoformat(run["heartbeat"])
+    age = datetime.now(timezone.utc) - datetime.fromisoformat(run.heartbeat)
     return age.total_seconds() < STALE_AFTER_S
 
 

@@ -98,7 +98,7 @@ def run_study(study: LanguageStudy, configs: list[RunConfig], store: ResultsStor
         settings = json.loads(json.dumps({**study.settings(), "runs": keys, "seed": seed}))  # as stored
         name = analysis_name(seed)
         stored = store.analysis(experiment, name)
-        if stored is not None and stored["settings"] == settings:
+        if stored is not None and stored.settings == settings:
             done.append(name)
             continue
         started = time.perf_counter()

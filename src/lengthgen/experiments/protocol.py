@@ -47,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from .. import records
 from ..config import Bin, ConfigError, RunConfig, Strict, format_validation_error, load_run_config, merged
 from ..errors import InputError
 from ..progress import Progress
@@ -202,7 +203,7 @@ class Protocol:
         except ConfigError as err:
             raise ConfigError(f"cell {cell.name!r}, configuration {overrides_label(overrides) or '(base)'}: {err}") from None
 
-    def _run(self, cfg: RunConfig, trained: list[str]) -> dict:
+    def _run(self, cfg: RunConfig, trained: list[str]) -> records.Run:
         if self.store.is_finished(cfg.key()):
             self.store.join_experiment(cfg.experiment or "", [cfg.key()])  # reused from another experiment
         else:
@@ -211,13 +212,13 @@ class Protocol:
 
     def _value(self, key: str, b: Bin) -> float:
         for m in self.store.metrics(keys=[key]):
-            if m["metric"] == self.config.metric and m["grp"] == "" and (m["lo"], m["hi"]) == b:
-                return m["value"]
+            if m.metric == self.config.metric and m.grp == "" and m.bin == b:
+                return m.value
         return math.nan  # diverged runs have no metrics
 
     def _trial(self, cfg: RunConfig, overrides, bins, trained) -> Trial:
         run = self._run(cfg, trained)
-        return Trial(overrides, cfg.key(), run["status"], self._value(cfg.key(), bins[0]),
+        return Trial(overrides, cfg.key(), run.status, self._value(cfg.key(), bins[0]),
                      self._value(cfg.key(), bins[1]))
 
     def run_cell(self, cell: RunConfig) -> CellOutcome:

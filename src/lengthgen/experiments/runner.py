@@ -104,7 +104,7 @@ def execute(plan: Plan, store: ResultsStore, progress: Progress | None = None, t
         outcome = Outcome()
         for group in group_members(plan.configs, plan.ensemble):
             runs = train_ensemble(group, store, progress=progress, tracker=tracker)
-            outcome.sweep.done += [r["key"] for r in runs]
+            outcome.sweep.done += [r.key for r in runs]
         return outcome
     return Outcome(sweep=run_sweep(plan.configs, store, plan.executor, workers=plan.workers, threads=plan.threads,
                                    address=plan.address, progress=progress, tracker=tracker))

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import traceback
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError, RunConfig
@@ -102,7 +102,7 @@ def run_sweep(configs: list[RunConfig], store: ResultsStore, executor: str = "se
             result.failed[run_label(cfg)] = error
         if bar is not None:
             run = store.get_run(cfg.key())
-            status = "failed" if error else run["status"] if run else "done"
+            status = "failed" if error else run.status if run else "done"
             progress.run_ended(bar, run_label(cfg), status, headline(store, cfg))
 
     if not todo:  # nothing to train: no workers, no Ray cluster to reach
@@ -131,11 +131,11 @@ def run_label(cfg: RunConfig) -> str:
 def headline(store: ResultsStore, cfg: RunConfig) -> str:
     """A run's reported metric on its longest bin, over all groups, as one phrase."""
     metric = cfg.reported_metric()
-    rows = [m for m in store.metrics(keys=[cfg.key()]) if m["metric"] == metric and not m["grp"]]
+    rows = [m for m in store.metrics(keys=[cfg.key()]) if m.metric == metric and not m.grp]
     if not rows:
         return f"no {metric}"
-    longest = max(rows, key=lambda m: m["hi"])
-    return f"{metric} {longest['value']:.3f} on lengths [{longest['lo']},{longest['hi']}]"
+    longest = max(rows, key=lambda m: m.hi)
+    return f"{metric} {longest.value:.3f} on lengths [{longest.lo},{longest.hi}]"
 
 
 # -- sequential ---------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def _local(todo, store, workers, threads, max_retries, finished, result, log_int
 
 def _ray_train(data: dict, threads: int, sweep: str, imports: str = "", tracker: Tracker | None = None) -> dict:
     """Ray task: train into a scratch store of this sweep on its node and return the finished run
-    to the driver. imports: the driver's --import modules (LENGTHGEN_IMPORT), imported here too.
+    (a `records.Run`), its metrics and curves (as `finish_run` takes them) and its model file to the driver. imports: the driver's --import modules (LENGTHGEN_IMPORT), imported here too.
     tracker: writes on this node (a local Ray instance: the driver's results root)."""
     import torch
 
@@ -292,9 +292,8 @@ def _ray_train(data: dict, threads: int, sweep: str, imports: str = "", tracker:
         run = train_run(cfg, store, tracker=tracker)
         return {
             "run": run,
-            "metrics": [{k: m[k] for k in ("lo", "hi", "grp", "metric", "value", "count")}
-                        for m in store.metrics(keys=[key])],
-            "curves": store.curves(key),
+            "metrics": [asdict(m) for m in store.metrics(keys=[key])],
+            "curves": [asdict(point) for point in store.curves(key)],
             "model": store.model_bytes(key),
         }
     finally:
@@ -323,13 +322,11 @@ def _store_returned_run(store: ResultsStore, payload: dict) -> None:
     its results or not finished (and redone by the next sweep).
     """
     run = payload["run"]
-    key = run["key"]
     if payload["model"] is not None:
-        store.save_model_bytes(key, payload["model"])
-    store.start_run(key, run["config"], name=run["name"], experiment=run["experiment"], host=run["host"],
-                    env=run.get("environment"))
-    store.finish_run(key, status=run["status"], metrics=payload["metrics"], curves=payload["curves"],
-                     wall_time=run["wall_time"], steps_done=run["steps_done"], extra=run["extra"])
+        store.save_model_bytes(run.key, payload["model"])
+    store.start_run(run.key, run.config, name=run.name, experiment=run.experiment, host=run.host, env=run.environment)
+    store.finish_run(run.key, status=run.status, metrics=payload["metrics"], curves=payload["curves"],
+                     wall_time=run.wall_time, steps_done=run.steps_done, extra=run.extra)
 
 
 def start_ray(address: str | None, workers: int | None, threads: int) -> None:

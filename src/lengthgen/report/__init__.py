@@ -122,7 +122,7 @@ def _claim_tables(store: ResultsStore, experiment: str | None, metric: str) -> t
         tables.append((f"the sparsity claim: slope of {metric} against k per bin beyond training, over the k "
                        "each seed learned (>= 0.99 in distribution); bootstrap over seeds and examples",
                        slope_table(slopes)))
-    configs = {r["key"]: r["config"] for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES}
+    configs = {r.key: r.config for r in store.runs(experiment=experiment) if r.status in DONE_STATUSES}
     gains = coupling_gains(store.metrics(experiment=experiment), configs, metric)
     if gains:
         tables.append((f"the coupling claim: gain of {metric} over the best plain scheme (sequential IDs) per bin "

@@ -1,8 +1,8 @@
 """The claims' statistics from stored metric rows (lengthgen.stats): the sparsity slope table and
 the coupling gain table.
 
-Input: metric rows as the store returns them, plain dicts with keys run_key, lo, hi, grp, metric,
-value, count, name, seed (and task, positional, ... which are ignored). For the sparsity table runs
+Input: metric rows as the store returns them (`records.MetricRow`: run_key, lo, hi, grp, metric,
+value, count, name, seed; task, positional, ... are ignored). For the sparsity table runs
 are grouped by their name without the seed ("K6 seed=1" -> "K6"); each group is one K_train, its
 seeds the replicates. The coupling table reads each run's scheme from its stored config (the rows do
 not carry it), and its replicates are the runs whose configs agree on everything but the seed.
@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..groups import group_values
+from ..records import MetricRow
 from ..stats import LEARNED, RESAMPLES, Estimate, SlopeResult, gain_interval, mean_interval, slope_interval
 from ..store import short_key
 from ..tasks import make_task
@@ -30,40 +31,40 @@ def experiment_point(name: str) -> str:
     return SEED_IN_NAME.sub("", name or "").strip()
 
 
-def _point(row: dict) -> str:
+def _point(row: MetricRow) -> str:
     """A metric row's experiment point; unnamed runs by their scheme."""
-    return experiment_point(row["name"]) or row.get("positional") or ""
+    return experiment_point(row.name) or row.positional or ""
 
 
-def seed_means(rows: list[dict], metric: str = "exact_match_greedy", *, resamples: int = RESAMPLES,
+def seed_means(rows: list[MetricRow], metric: str = "exact_match_greedy", *, resamples: int = RESAMPLES,
                seed: int = 0) -> list[dict]:
     """Mean over seeds with its 95% interval per (experiment point, bin, group), for tables and bands.
 
     Returns plain dicts: point, lo, hi, grp, seeds, mean, ci_lo, ci_hi (sorted by point, grp, bin)."""
     cells: dict = {}
     for r in rows:
-        if r["metric"] == metric and r["count"] and np.isfinite(r["value"]):
-            cells.setdefault((_point(r), r["grp"] or "", r["lo"], r["hi"]), []).append(r)
+        if r.metric == metric and r.count and np.isfinite(r.value):
+            cells.setdefault((_point(r), r.grp or "", r.lo, r.hi), []).append(r)
     out = []
     for (point, grp, lo, hi), rs in sorted(cells.items()):
-        est = mean_interval([r["value"] for r in rs], [r["count"] for r in rs], resamples=resamples, seed=seed)
+        est = mean_interval([r.value for r in rs], [r.count for r in rs], resamples=resamples, seed=seed)
         out.append(dict(point=point, lo=lo, hi=hi, grp=grp, seeds=len(rs), mean=est.value, ci_lo=est.lo, ci_hi=est.hi))
     return out
 
 
-def _per_k(rows: list[dict], metric: str) -> dict:
+def _per_k(rows: list[MetricRow], metric: str) -> dict:
     """{point: {run_key: {(lo, hi): {k: (value, count)}}}} over the rows of `metric` with a k group."""
     out: dict = {}
     for r in rows:
-        k = group_values(r["grp"] or "").get("k")
-        if r["metric"] != metric or k is None or r["count"] is None or not np.isfinite(r["value"]):
+        k = group_values(r.grp or "").get("k")
+        if r.metric != metric or k is None or r.count is None or not np.isfinite(r.value):
             continue
         point = out.setdefault(_point(r), {})
-        point.setdefault(r["run_key"], {}).setdefault((r["lo"], r["hi"]), {})[k] = (r["value"], r["count"])
+        point.setdefault(r.run_key, {}).setdefault(r.bin, {})[k] = (r.value, r.count)
     return out
 
 
-def sparsity_slopes(rows: list[dict], metric: str = "exact_match_greedy", *, train_bin: tuple[int, int] | None = None,
+def sparsity_slopes(rows: list[MetricRow], metric: str = "exact_match_greedy", *, train_bin: tuple[int, int] | None = None,
                     learned: float = LEARNED, resamples: int = RESAMPLES, seed: int = 0) -> list[dict]:
     """Per (experiment point, bin beyond training): the slope of accuracy against k with its interval.
 
@@ -218,7 +219,7 @@ def _scheme_labels(entries: dict, names: dict[str, str]) -> dict:
     return labels
 
 
-def coupling_gains(rows: list[dict], configs: dict[str, dict], metric: str = "exact_match_greedy", *,
+def coupling_gains(rows: list[MetricRow], configs: dict[str, dict], metric: str = "exact_match_greedy", *,
                    resamples: int = RESAMPLES, seed: int = 0) -> list[dict]:
     """Per task, coupled scheme and bin beyond training: the gain of the scheme's mean `metric` over
     the best plain scheme's (`stats.gain_interval`), and for PPC the gap PPC - oracle (`<metric>_oracle`,
@@ -232,9 +233,9 @@ def coupling_gains(rows: list[dict], configs: dict[str, dict], metric: str = "ex
     where there is no oracle)."""
     values: dict = {}
     for r in rows:
-        if r["run_key"] in configs and r["grp"] == "" and r["count"] and np.isfinite(r["value"]):
-            values.setdefault(r["run_key"], {})[r["lo"], r["hi"], r["metric"]] = (r["value"], r["count"])
-    names = {r["run_key"]: r["name"] for r in rows}
+        if r.run_key in configs and r.grp == "" and r.count and np.isfinite(r.value):
+            values.setdefault(r.run_key, {})[r.lo, r.hi, r.metric] = (r.value, r.count)
+    names = {r.run_key: r.name for r in rows}
     tasks = {identity: entries for identity, entries in _coupling_entries(configs).items()
              if {kind for kind, _, _ in entries} == {PLAIN, COUPLED}}
     task_labels = _task_labels(tasks)

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from ..records import Run
 from ..store import DONE_STATUSES, ResultsStore
 from .claims import configuration_id
 from .plots import metric_label, palette, panels, run_labels
@@ -22,8 +23,8 @@ TRAINING_CURVES = ("loss", "id_exact_match", "lr")
 MAX_LEGEND = 12  # more configurations than this: no legend (it would cover the panel)
 
 
-def _done_runs(store: ResultsStore, experiment: str | None) -> list[dict]:
-    return [r for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES]
+def _done_runs(store: ResultsStore, experiment: str | None) -> list[Run]:
+    return [r for r in store.runs(experiment=experiment) if r.status in DONE_STATUSES]
 
 
 def plot_training(store: ResultsStore, experiment: str | None) -> Figure | None:
@@ -36,9 +37,9 @@ def plot_training(store: ResultsStore, experiment: str | None) -> Figure | None:
     for run, label in labels.items():
         points = defaultdict(lambda: ([], []))
         for p in store.curves(run):
-            if p["name"] in TRAINING_CURVES:
-                points[p["name"]][0].append(p["step"])
-                points[p["name"]][1].append(p["value"])
+            if p.name in TRAINING_CURVES:
+                points[p.name][0].append(p.step)
+                points[p.name][1].append(p.value)
         for name, (steps, values) in points.items():
             curves[name].append((label, steps, values))
     if not curves:
@@ -58,14 +59,14 @@ def plot_training(store: ResultsStore, experiment: str | None) -> Figure | None:
     return fig
 
 
-def configuration_labels(runs: list[dict]) -> dict[str, str]:
+def configuration_labels(runs: list[Run]) -> dict[str, str]:
     """{run key: its configuration's label}: seeds of one configuration share the label of its
     lowest seed."""
     first = {}
-    for run in sorted(runs, key=lambda r: r["seed"] or 0):
-        first.setdefault(configuration_id(run["config"]), run)
+    for run in sorted(runs, key=lambda r: r.seed or 0):
+        first.setdefault(configuration_id(run.config), run)
     label = dict(zip(first, run_labels(list(first.values()))))
-    return {run["key"]: label[configuration_id(run["config"])] for run in runs}
+    return {run.key: label[configuration_id(run.config)] for run in runs}
 
 
 def _spans_decades(values: list[float]) -> bool:
@@ -79,11 +80,11 @@ def bin_curves(store: ResultsStore, experiment: str | None) -> dict[str, dict[tu
     label = configuration_labels(runs)
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for run in runs:
-        for point in store.curves(run["key"]):
-            match = CURVE_NAME.match(point["name"])
+        for point in store.curves(run.key):
+            match = CURVE_NAME.match(point.name)
             if match:
-                out[label[run["key"]]][int(match["lo"]), int(match["hi"])][point["step"]].append(
-                    point["value"])
+                out[label[run.key]][int(match["lo"]), int(match["hi"])][point.step].append(
+                    point.value)
     return out
 
 

@@ -11,8 +11,10 @@ column is a plain type that CSV and Parquet can hold.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from ..config import ConfigError, flat_fields
+from ..records import Run
 from ..store import ResultsStore
 from .tables import bin_label
 
@@ -41,16 +43,21 @@ def _config_columns(config: dict) -> dict:
 def results_frame(store: ResultsStore, experiment: str | None = None):
     """The tidy DataFrame of the store's metrics (only `experiment`'s runs when given)."""
     pandas = _pandas()
-    runs = {r["key"]: r for r in store.runs(experiment=experiment)}
-    config_columns = {key: _config_columns(run["config"]) for key, run in runs.items()}
+    runs = store.runs(experiment=experiment)
+    run_columns = {r.key: _run_columns(r, experiment) for r in runs}
+    config_columns = {r.key: _config_columns(r.config) for r in runs}
     rows = []
     for m in store.metrics(experiment=experiment):
-        run = runs[m["run_key"]]
-        rows.append({**{c: run[c] for c in RUN_COLUMNS}, "experiment": experiment or run["experiment"],
-                     "lo": m["lo"], "hi": m["hi"], "bin": bin_label((m["lo"], m["hi"])), "group": m["grp"],
-                     "metric": m["metric"], "value": m["value"], "count": m["count"], **config_columns[m["run_key"]]})
+        rows.append({**run_columns[m.run_key], "lo": m.lo, "hi": m.hi, "bin": bin_label(m.bin), "group": m.grp,
+                     "metric": m.metric, "value": m.value, "count": m.count, **config_columns[m.run_key]})
     fields = sorted({f for columns in config_columns.values() for f in columns})
     return pandas.DataFrame(rows, columns=RUN_COLUMNS + METRIC_COLUMNS + fields)
+
+
+def _run_columns(run: Run, experiment: str | None) -> dict:
+    """The run's columns in each of its rows; its experiment is the one asked for, when one is."""
+    stored = asdict(run)
+    return {**{c: stored[c] for c in RUN_COLUMNS}, "experiment": experiment or run.experiment}
 
 
 def frame_text(frame, fmt: str) -> str:

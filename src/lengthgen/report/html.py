@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from matplotlib.figure import Figure
 
+from ..records import Run
 from .tables import cell_text
 
 STYLE = """
@@ -37,9 +38,9 @@ def figure_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def machines_table(runs: list[dict]) -> Table:
+def machines_table(runs: list[Run]) -> Table:
     """The machines the runs trained on, one row per distinct environment, with its run count."""
-    counts = Counter(tuple((run.get("environment") or {}).get(f) if f != "host" else run["host"]
+    counts = Counter(tuple((run.environment or {}).get(f) if f != "host" else run.host
                            for f in MACHINE_FIELDS) for run in runs)
     return ("machines the runs trained on", (["runs", *MACHINE_FIELDS],
                                               [[n, *machine] for machine, n in sorted(counts.items(), key=str)]))

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from ..analysis.study import ANALYSIS
 from ..analysis.text import (DENSE_ABOVE, SPARSE_AT_MOST, Gate, Verdict, by_distance, distance_strata, format_interval, gate_numbers, pooled_recovery,
                              scheme_verdict, study_verdict)
+from ..records import Analysis
 from ..store import DONE_STATUSES, ResultsStore, short_key
 from .claims import experiment_point
 from .plots import palette, panels
@@ -29,11 +30,11 @@ def _context_order(grp: str) -> tuple[int, str]:
 
 def loss_cells(store: ResultsStore, experiment: str | None) -> dict:
     """{(run, context group): {(lo, hi): [loss per seed]}} over the runs' `loss` rows."""
-    done = {r["key"] for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES}
+    done = {r.key for r in store.runs(experiment=experiment) if r.status in DONE_STATUSES}
     cells: dict = defaultdict(lambda: defaultdict(list))
     for m in store.metrics(experiment=experiment):
-        if m["run_key"] in done and m["metric"] == METRIC and m["grp"].startswith("ctx="):
-            cells[experiment_point(m["name"]) or m["run_key"], m["grp"]][m["lo"], m["hi"]].append(m["value"])
+        if m.run_key in done and m.metric == METRIC and m.grp.startswith("ctx="):
+            cells[experiment_point(m.name) or m.run_key, m.grp][m.bin].append(m.value)
     return cells
 
 
@@ -74,17 +75,17 @@ SOURCE_NOTE = ("g, s and R are our own concrete form of Golowich et al.'s natura
 def study_markdown(store: ResultsStore, experiment: str | None) -> str | None:
     """The stored study of an experiment (one per seed) as Markdown: the gate, then only if it
     passes, R, R_sparse, R_dense and Delta per scheme and the verdict; None without a study."""
-    studies = [a for a in store.analyses(experiment) if a["name"].startswith(ANALYSIS)] if experiment else []
+    studies = [a for a in store.analyses(experiment) if a.name.startswith(ANALYSIS)] if experiment else []
     if not studies:
         return None
     return "\n".join(_one_study(a) for a in studies)
 
 
-def _one_study(stored: dict) -> str:
-    settings, result = stored["settings"], stored["result"]
+def _one_study(stored: Analysis) -> str:
+    settings, result = stored.settings, stored.result
     st, rule = settings["probe"], Verdict(**settings["verdict"])
     gate = gate_numbers(result["screened"], Gate(**settings["gate"]), st["seed"])
-    lines = [f"### {stored['name']}: does the recovered long-context gain come from sparse dependencies?", "",
+    lines = [f"### {stored.name}: does the recovered long-context gain come from sparse dependencies?", "",
              f"Reference `{settings['reference']}` ({short_key(result['reference'])}), {result['documents']} held-out "
              f"documents, windows of {st['window']} tokens, L = {st['local']}, targets t in [{st['min_target']}, "
              f"{st['window']}); kept context: the window's first token and the last L tokens.", "",

@@ -44,7 +44,7 @@ def report_command(store: ResultsStore, experiment: str | None, metric: str, pre
 
 def machines(store: ResultsStore, experiment: str | None) -> Table:
     """The machines and versions the experiment's finished runs trained with."""
-    return machines_table([r for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES])
+    return machines_table([r for r in store.runs(experiment=experiment) if r.status in DONE_STATUSES])
 
 
 def markdown_page(title: str, commands: list[str], tables: list[Table], notes: list[str], figures: list[Path]) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..errors import InputError
+from ..records import Run
 from ..store import ResultsStore, atomic_write
 from .claims import LABELS_EXCLUDED, experiment_point
 from .tables import Series, bin_label, collect
@@ -36,12 +37,12 @@ def palette(n: int) -> list[str]:
     return [OKABE_ITO[i % len(OKABE_ITO)] for i in range(n)]
 
 
-def run_labels(runs: list[dict]) -> list[str]:
+def run_labels(runs: list[Run]) -> list[str]:
     """Legend entries for runs: the name without its seed, else the scheme; runs that would share an
     entry also get the config fields they differ in (`d_model=32`), never a key."""
-    labels = [experiment_point(r["name"]) or r["positional"] or "run" for r in runs]
+    labels = [experiment_point(r.name) or r.positional or "run" for r in runs]
     counts = Counter(labels)
-    fields = [_flat({k: v for k, v in r["config"].items() if k not in LABELS_EXCLUDED}) for r in runs]
+    fields = [_flat({k: v for k, v in r.config.items() if k not in LABELS_EXCLUDED}) for r in runs]
     out = []
     for label, run, own in zip(labels, runs, fields):
         if counts[label] == 1:
@@ -49,7 +50,7 @@ def run_labels(runs: list[dict]) -> list[str]:
             continue
         others = [f for lab, f in zip(labels, fields) if lab == label]
         differing = [k for k in sorted({k for f in others for k in f}) if len({repr(f.get(k)) for f in others}) > 1]
-        shown = [f"{k.rsplit('.', 1)[-1]}={own.get(k)}" for k in differing[:2]] or [f"seed={run['seed']}"]
+        shown = [f"{k.rsplit('.', 1)[-1]}={own.get(k)}" for k in differing[:2]] or [f"seed={run.seed}"]
         out.append(f"{label} ({', '.join(shown)})")
     return out
 
@@ -76,8 +77,8 @@ def plot_series(ax, series: list[Series], colours, labels):
     ax.grid(alpha=0.3)
 
 
-def shade_training_range(ax, run: dict):
-    train = run["config"]["task"].get("train_lengths")
+def shade_training_range(ax, run: Run):
+    train = run.config["task"].get("train_lengths")
     if train:
         ax.axvspan(train[0], train[1], color="0.85", zorder=0, label="train lengths")
 
@@ -118,12 +119,12 @@ def plot_bins(store: ResultsStore, experiment: str | None, metric: str) -> Figur
         raise InputError(f"no {metric!r} results for experiment {experiment!r}")
     by_task = defaultdict(list)
     for s in series:
-        by_task[s.run["task"]].append(s)
+        by_task[s.run.task].append(s)
     fig, axes = panels(len(by_task))
     for ax, (task, task_series) in zip(axes, sorted(by_task.items())):
-        task_series.sort(key=lambda s: (s.run["positional"] or "", s.label))
+        task_series.sort(key=lambda s: (s.run.positional or "", s.label))
         shade_training_range(ax, task_series[0].run)
-        schemes = [s.run["positional"] or "" for s in task_series]
+        schemes = [s.run.positional or "" for s in task_series]
         labels = [label if label.startswith(scheme) else f"{scheme}: {label}"
                   for scheme, label in zip(schemes, run_labels([s.run for s in task_series]))]
         plot_series(ax, task_series, palette(len(task_series)), labels)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 
 from ..config import judged_bin
+from ..records import Run
 from ..store import ResultsStore
 from ..stats import GENERALIZES, GENERALIZES_, LEARNED, NOT_LEARNED, agreement, huang_verdict
 from .plots import OKABE_ITO, metric_label, palette, panels, plot_series, run_labels, shade_training_range
@@ -50,7 +51,7 @@ class PredictionRow:
     positional: str
     chosen: str  # the protocol's chosen configuration and rule, or the run label
     seeds: str  # "successful/attempted" under the protocol, else the seed count
-    run: dict  # a representative run (its config: training lengths)
+    run: Run  # a representative run (its config: training lengths)
     cells: dict[Bin, Pooled]
     predicted: bool | None
 
@@ -59,7 +60,7 @@ class PredictionRow:
         """The bin the verdict judges: the config's `task.judged_bin`, else the longest bin."""
         if not self.cells:
             return None
-        return judged_bin(list(self.cells), self.run["config"]["task"].get("judged_bin"))
+        return judged_bin(list(self.cells), self.run.config["task"].get("judged_bin"))
 
     @property
     def verdict(self) -> str | None:
@@ -108,18 +109,16 @@ def _agrees(predicted: bool | None, verdict: str | None) -> bool | None:
 
 def _protocol_rows(store: ResultsStore, experiment: str | None, metric: str) -> list[PredictionRow]:
     rows = []
-    for entry in store.decisions(experiment):
-        d = entry["decision"]
-        seeds = d["seeds"]
-        keys = seeds.get("counted", seeds["successful"]) or seeds["attempted"]
-        overrides = " ".join(f"{k.split('.')[-1]}={v}" for k, v in d["chosen"]["overrides"].items())
-        shown = f"{len(seeds['successful'])}/{len(seeds['attempted'])}" + ("" if seeds["successful"] else " (all shown)")
-        if keys != (seeds["successful"] or seeds["attempted"]):  # the fallback's first seeds count
-            shown = f"first {len(keys)} of the fallback ({len(seeds['successful'])} perfect)"
+    for d in store.decisions(experiment):
+        keys = d.counted or d.attempted
+        overrides = " ".join(f"{k.split('.')[-1]}={v}" for k, v in d.overrides.items())
+        shown = f"{len(d.successful)}/{len(d.attempted)}" + ("" if d.successful else " (all shown)")
+        if keys != (d.successful or d.attempted):  # the fallback's first seeds count
+            shown = f"first {len(keys)} of the fallback ({len(d.successful)} perfect)"
         cells = {b: Pooled.of(pairs) for b, pairs in store.bin_values(keys, metric).items()}
-        rows.append(PredictionRow(d["task"], scheme_label(d["positional"], d["positional_reg"]), d["positional"],
-                                  f"{overrides} ({d['chosen']['rule']})", shown, store.get_run(keys[0]), cells,
-                                  predicted_to_generalize(d["task"], d["positional"])))
+        rows.append(PredictionRow(d.task, scheme_label(d.positional, d.positional_reg), d.positional,
+                                  f"{overrides} ({d.rule})", shown, store.get_run(keys[0]), cells,
+                                  predicted_to_generalize(d.task, d.positional)))
     return rows
 
 
@@ -131,11 +130,11 @@ def prediction_rows(store: ResultsStore, experiment: str | None = None, metric: 
     rows = _protocol_rows(store, experiment, metric)
     if not rows:
         for s in collect(store, experiment, metric, by_k=False):
-            reg = s.run["config"].get("train", {}).get("positional_reg", 0.0)
+            reg = s.run.config.get("train", {}).get("positional_reg", 0.0)
             n = max(c.n for c in s.cells.values())
-            rows.append(PredictionRow(s.run["task"], scheme_label(s.run["positional"], reg), s.run["positional"],
+            rows.append(PredictionRow(s.run.task, scheme_label(s.run.positional, reg), s.run.positional,
                                       s.label, str(n), s.run, s.cells,
-                                      predicted_to_generalize(s.run["task"], s.run["positional"])))
+                                      predicted_to_generalize(s.run.task, s.run.positional)))
     rows = [r for r in rows if r.predicted is not None]
     return sorted(rows, key=lambda r: (r.task, r.scheme, r.chosen))
 

@@ -27,6 +27,7 @@ from ..config import flat_fields, judged_bin
 from ..groups import VALIDATION
 from ..stats import (GENERALIZES, GENERALIZES_, NOT_LEARNED, Estimate, agreement, auc_interval, huang_verdict,
                      mean_interval, success_interval)
+from ..records import Run
 from ..store import ResultsStore, atomic_write
 from .claims import LABELS_EXCLUDED, configuration_id
 from .predictions import predicted_to_generalize, scheme_label
@@ -123,34 +124,34 @@ def _config_labels(configs: dict[str, dict]) -> dict[str, str]:
 def selection_cells(store: ResultsStore, experiment: str | None = None, metric: str = "exact_match_tf"
                     ) -> list[SelectionCell]:
     """One cell per (task, scheme) that has a prediction, from the finished runs with results."""
-    runs = {r["key"]: r for r in store.runs(experiment=experiment, status="finished")}
+    runs = {r.key: r for r in store.runs(experiment=experiment, status="finished")}
     values: dict[str, dict] = defaultdict(dict)
     for m in store.metrics(experiment=experiment):
-        if m["run_key"] in runs and m["metric"] == metric and m["grp"] in ("", VALIDATION):
-            values[m["run_key"]][m["grp"], m["lo"], m["hi"]] = (m["value"], m["count"])
-    grouped: dict[tuple, list[dict]] = defaultdict(list)
+        if m.run_key in runs and m.metric == metric and m.grp in ("", VALIDATION):
+            values[m.run_key][m.grp, m.lo, m.hi] = (m.value, m.count)
+    grouped: dict[tuple, list[Run]] = defaultdict(list)
     for key, run in runs.items():
-        reg = run["config"].get("train", {}).get("positional_reg", 0.0)
-        grouped[run["task"], scheme_label(run["positional"], reg), run["positional"]].append(run)
+        reg = run.config.get("train", {}).get("positional_reg", 0.0)
+        grouped[run.task, scheme_label(run.positional, reg), run.positional].append(run)
     cells = []
     for (task, scheme, positional), members in sorted(grouped.items()):
         predicted = predicted_to_generalize(task, positional)
-        results = [r for r in (_run_result(run, values[run["key"]]) for run in members) if r is not None]
+        results = [r for r in (_run_result(run, values[run.key]) for run in members) if r is not None]
         if predicted is None or not results:
             continue
-        configs = {configuration_id(run["config"]): run["config"] for run in members}
+        configs = {configuration_id(run.config): run.config for run in members}
         cells.append(SelectionCell(task, scheme, positional, predicted, results, _config_labels(configs)))
     return cells
 
 
-def _run_result(run: dict, values: dict) -> RunResult | None:
+def _run_result(run: Run, values: dict) -> RunResult | None:
     bins = sorted((lo, hi) for grp, lo, hi in values if grp == "")
     if not bins:
         return None
-    task = run["config"]["task"]
+    task = run.config["task"]
     judged = judged_bin(bins, task.get("judged_bin"))
     validation = values.get((VALIDATION, *judged))
-    return RunResult(run["key"], configuration_id(run["config"]), run["seed"], values["", *bins[0]],
+    return RunResult(run.key, configuration_id(run.config), run.seed, values["", *bins[0]],
                      values["", *judged], None if validation is None else validation[0])
 
 

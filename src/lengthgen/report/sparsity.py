@@ -15,7 +15,7 @@ from .tables import Series, bin_columns, collect
 
 def _k_train(s: Series, all_series: list[Series]) -> int:
     """The largest k trained on: the task's `k` parameter, else the largest k evaluated."""
-    k = s.run["config"]["task"].get("params", {}).get("k")
+    k = s.run.config["task"].get("params", {}).get("k")
     if k is None:
         return max(o.k for o in all_series if o.run is s.run)
     return max(k) if isinstance(k, list) else int(k)

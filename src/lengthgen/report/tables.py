@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from rich.console import Console
@@ -20,8 +20,9 @@ from rich.table import Table
 from ..config import judged_bin
 from ..groups import group_values
 from ..stats import mean_interval
-from .claims import configuration_id, experiment_point
+from ..records import Run
 from ..store import DONE_STATUSES, ResultsStore, short_key
+from .claims import configuration_id, experiment_point
 
 Bin = tuple[int, int]
 
@@ -56,7 +57,7 @@ class Pooled:
 class Series:
     """One configuration's metric per length bin, pooled over its seeds (for one k, in the sparsity view)."""
 
-    run: dict  # the configuration's lowest-seed run, for its config and denormalised columns
+    run: Run  # the configuration's lowest-seed run, for its config and denormalised columns
     label: str  # the run name (unnamed: the scheme, or the run's key prefix for one seed), unique among the series
     k: int | None
     cells: dict[Bin, Pooled]
@@ -69,24 +70,24 @@ def _k_of(grp: str) -> int | None:
 
 def collect(store: ResultsStore, experiment: str | None, metric: str, *, by_k: bool) -> list[Series]:
     """Series of `metric` for the whole bin (by_k=False) or for each `k=` group (by_k=True)."""
-    runs = {r["key"]: r for r in store.runs(experiment=experiment) if r["status"] in DONE_STATUSES}
-    config_id = {key: configuration_id(r["config"]) for key, r in runs.items()}
+    runs = {r.key: r for r in store.runs(experiment=experiment) if r.status in DONE_STATUSES}
+    config_id = {key: configuration_id(r.config) for key, r in runs.items()}
     values: dict[tuple[str, int | None], dict[Bin, list[tuple[float, int]]]] = defaultdict(lambda: defaultdict(list))
     for m in store.metrics(experiment=experiment):
-        k = _k_of(m["grp"])
-        if m["run_key"] in runs and m["metric"] == metric and (k is not None if by_k else m["grp"] == ""):
-            values[config_id[m["run_key"]], k][m["lo"], m["hi"]].append((m["value"], m["count"]))
+        k = _k_of(m.grp)
+        if m.run_key in runs and m.metric == metric and (k is not None if by_k else m.grp == ""):
+            values[config_id[m.run_key], k][m.bin].append((m.value, m.count))
 
     first_run = {}
-    for key, run in sorted(runs.items(), key=lambda kv: kv[1]["seed"] or 0):
+    for key, run in sorted(runs.items(), key=lambda kv: kv[1].seed or 0):
         first_run.setdefault(config_id[key], run)
     seeds = Counter(config_id.values())
     # A run's name (seeds pooled); unnamed, its scheme when seeds are pooled, else its key.
-    named = {cid: experiment_point(run["name"]) or (run["positional"] if seeds[cid] > 1 else short_key(run["key"]))
+    named = {cid: experiment_point(run.name) or (run.positional if seeds[cid] > 1 else short_key(run.key))
              for cid, run in first_run.items()}
     label_count = Counter(named.values())
     # Differently configured runs that share a label stay apart, told apart by their first run's key.
-    labels = {cid: label if label_count[label] == 1 else f"{label} #{short_key(first_run[cid]['key'])}"
+    labels = {cid: label if label_count[label] == 1 else f"{label} #{short_key(first_run[cid].key)}"
               for cid, label in named.items()}
     series = [Series(first_run[cid], labels[cid], k, {b: Pooled.of(v) for b, v in sorted(per_bin.items())})
               for (cid, k), per_bin in values.items()]
@@ -97,11 +98,12 @@ def bin_label(b: Bin) -> str:
     return f"[{b[0]},{b[1]}]"
 
 
-def _field(run: dict, name: str):
+def _field(run: Run, name: str):
     """A run column (task, positional, seed, ...) or a dotted config path (model.n_layers)."""
-    if name in run:
-        return run[name]
-    value = run["config"]
+    columns = asdict(run)
+    if name in columns:
+        return columns[name]
+    value = run.config
     for part in name.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
@@ -126,7 +128,7 @@ def diverged_table(store: ResultsStore, experiment: str | None = None) -> tuple[
     """Runs that diverged: they have no metrics, so no other table shows them."""
     runs = store.runs(experiment=experiment, status="diverged")
     return (["run", "task", "positional", "seed", "diverged at step"],
-            [[r["name"] or r["key"], r["task"], r["positional"], r["seed"], r["steps_done"]] for r in runs])
+            [[r.name or r.key, r.task, r.positional, r.seed, r.steps_done] for r in runs])
 
 
 def unfinished_table(store: ResultsStore, experiment: str | None = None) -> tuple[list[str], list[list]]:
@@ -134,9 +136,9 @@ def unfinished_table(store: ResultsStore, experiment: str | None = None) -> tupl
     command resumes them from their checkpoints. Live runs are not listed."""
     runs = store.runs(experiment=experiment, status="failed") + store.stale_runs(experiment)
     return (["run", "task", "positional", "seed", "status", "host", "process", "last heartbeat"],
-            [[r["name"] or r["key"], r["task"], r["positional"], r["seed"],
-              "failed" if r["status"] == "failed" else "stale", r["host"], r["pid"],
-              r["heartbeat"]] for r in runs])
+            [[r.name or r.key, r.task, r.positional, r.seed,
+              "failed" if r.status == "failed" else "stale", r.host, r.pid,
+              r.heartbeat] for r in runs])
 
 
 def cell_text(value) -> str:
@@ -168,23 +170,23 @@ def runs_table(store: ResultsStore, experiment: str | None = None, task: str | N
                status: str | None = None) -> tuple[list[str], list[list]]:
     """One row per run: key, name, experiment, task, scheme, seed, status, steps and its headline
     metric on the judged bin (the config's own, else the longest)."""
-    runs = [r for r in store.runs(experiment=experiment, status=status) if task is None or r["task"] == task]
+    runs = [r for r in store.runs(experiment=experiment, status=status) if task is None or r.task == task]
     values: dict[str, dict] = defaultdict(dict)
-    for m in store.metrics(keys=[r["key"] for r in runs]):
-        if m["grp"] == "":
-            values[m["run_key"]][m["metric"], m["lo"], m["hi"]] = m["value"]
+    for m in store.metrics(keys=[r.key for r in runs]):
+        if m.grp == "":
+            values[m.run_key][m.metric, m.lo, m.hi] = m.value
     rows = []
     for r in runs:
-        rows.append([r["key"], r["name"] or "–", experiment or r["experiment"] or "–", r["task"], r["positional"],
-                     r["seed"], r["status"], r["steps_done"], _headline(r, values[r["key"]])])
+        rows.append([r.key, r.name or "–", experiment or r.experiment or "–", r.task, r.positional,
+                     r.seed, r.status, r.steps_done, _headline(r, values[r.key])])
     return ["key", "name", "experiment", "task", "scheme", "seed", "status", "steps", "headline"], rows
 
 
-def _headline(run: dict, values: dict) -> str | None:
+def _headline(run: Run, values: dict) -> str | None:
     bins = sorted({(lo, hi) for _, lo, hi in values})
     if not bins:
         return None
-    lo, hi = judged_bin(bins, run["config"]["task"].get("judged_bin"))
+    lo, hi = judged_bin(bins, run.config["task"].get("judged_bin"))
     for metric in HEADLINE_METRICS:
         if (metric, lo, hi) in values:
             return f"{metric} {bin_label((lo, hi))} {values[metric, lo, hi]:.3f}"

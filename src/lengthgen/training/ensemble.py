@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .. import records
 from ..config import ConfigError, RunConfig, flat_fields
 from ..data import Batch, TrainBatches
 from ..evaluate import autocast
@@ -261,7 +262,7 @@ def train_members(ensemble: Ensemble, cfg0: RunConfig, task: Task) -> None:
 
 
 def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress: Progress | None = None, force: bool = False,
-                   tracker: Tracker | None = None) -> list[dict]:
+                   tracker: Tracker | None = None) -> list[records.Run]:
     """Train runs that differ only in seed / train.lr as one batched model; returns the stored runs
     in the order of `configs`. Finished runs are skipped (unless `force`), unfinished ones resume.
     Each member's curves also go to `tracker`."""

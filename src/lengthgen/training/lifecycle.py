@@ -44,11 +44,11 @@ def claim(store: ResultsStore, key: str) -> None:
     gone is taken over (it resumes from its checkpoint)."""
     owner = store.live_owner(key)
     if owner is not None:
-        raise InputError(f"run {key} is being trained by process {owner['pid']} on {owner['host']} (last heartbeat "
-                         f"{owner['heartbeat']}); wait for it to finish, or stop it and rerun")
+        raise InputError(f"run {key} is being trained by process {owner.pid} on {owner.host} (last heartbeat "
+                         f"{owner.heartbeat}); wait for it to finish, or stop it and rerun")
     run = store.get_run(key)
-    if run is not None and run["status"] == "running" and run["pid"] != os.getpid():
-        warnings.warn(f"run {key} was left running by process {run['pid']} on {run['host']}, which is gone; "
+    if run is not None and run.status == "running" and run.pid != os.getpid():
+        warnings.warn(f"run {key} was left running by process {run.pid} on {run.host}, which is gone; "
                       "taking it over", stacklevel=2)
 
 

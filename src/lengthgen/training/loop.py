@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import records
 from ..config import RunConfig
 from ..data import Batch, TrainBatches, length_buckets
 from ..hardware import warn_if_slow_bf16
@@ -94,7 +95,7 @@ def train_step(run: Run, net, batch: Batch, share, dp: DataParallel) -> torch.Te
 
 
 def train_run(cfg: RunConfig, store: ResultsStore, progress: Progress | None = None, force: bool = False,
-              tracker: Tracker | None = None) -> dict:
+              tracker: Tracker | None = None) -> records.Run:
     """Train and evaluate one run (resuming from its checkpoint); returns the stored run. Its curves
     also go to `tracker` as they are recorded."""
     key = cfg.key()
