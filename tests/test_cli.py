@@ -72,7 +72,7 @@ def test_run_skips_finished_runs(capsys, tmp_path):
     root = str(tmp_path / "runs")
     assert main(["--root", root, "run", str(exp), "--no-report"]) == 0
     assert "2 runs, 0 already finished" in capsys.readouterr().out
-    first = {r["key"]: r["finished_at"] for r in ResultsStore(root).runs()}
+    first = {r.key: r.finished_at for r in ResultsStore(root).runs()}
     assert main(["--root", root, "run", str(exp), "--no-report"]) == 0
     assert "2 runs, 2 already finished" in capsys.readouterr().out
-    assert {r["key"]: r["finished_at"] for r in ResultsStore(root).runs()} == first
+    assert {r.key: r.finished_at for r in ResultsStore(root).runs()} == first

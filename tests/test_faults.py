@@ -92,9 +92,9 @@ def test_a_store_without_run_owners_gains_them_and_keeps_its_runs(tmp_path):
         conn.execute("INSERT INTO runs (key, task, status, config, created_at) VALUES ('old', 'sparse_parity', "
                      "'finished', '{}', 'then')")
     store = ResultsStore(tmp_path)
-    assert [(r["key"], r["status"], r["pid"]) for r in store.runs()] == [("old", "finished", None)]
+    assert [(r.key, r.status, r.pid) for r in store.runs()] == [("old", "finished", None)]
     store.start_run("new", {"task": {"name": "sparse_parity"}})
-    assert store.get_run("new")["pid"] == os.getpid()
+    assert store.get_run("new").pid == os.getpid()
 
 
 def test_a_locked_store_fails_fast_naming_the_lock(tmp_path, capsys, monkeypatch):
@@ -161,7 +161,7 @@ def test_a_full_disk_under_the_store_is_named(tmp_path):
         store.start_run("small", {"task": {"name": "sparse_parity"}})
         with pytest.raises(ValueError, match="no space left on the disk of results store"):
             store.start_run("big", {"task": {"name": "sparse_parity"}, "padding": "x" * 400_000})
-        assert [r["key"] for r in store.runs()] == ["small"]
+        assert [r.key for r in store.runs()] == ["small"]
 
 
 def test_a_full_disk_while_writing_the_model_loses_nothing(tmp_path, capsys):
@@ -170,10 +170,10 @@ def test_a_full_disk_while_writing_the_model_loses_nothing(tmp_path, capsys):
         code, err = cli(capsys, "--root", store.root, "train", "--config", cfg_file)
         assert code == 2 and "No space left on device" in err and "Traceback" not in err
         key = load_run_config(TINY).key()
-        assert store.get_run(key)["status"] == "failed" and store.checkpoint_path(key).exists()
+        assert store.get_run(key).status == "failed" and store.checkpoint_path(key).exists()
         assert not list(store.model_path(key).parent.iterdir())  # no partial model file
     code, err = cli(capsys, "--root", store.root, "train", "--config", cfg_file)
-    assert code == 0 and store.get_run(key)["status"] == "finished" and store.model_path(key).exists()
+    assert code == 0 and store.get_run(key).status == "finished" and store.model_path(key).exists()
 
 
 def test_plots_on_a_full_disk_leave_no_empty_file(finished, tmp_path, capsys):
@@ -215,7 +215,7 @@ def test_a_checkpoint_with_crafted_values_is_moved_aside_and_the_run_restarts(tm
     store.save_checkpoint(cfg.key(), checkpoint)
     with pytest.warns(UserWarning, match="restarting the run from step 0"):
         run = train_run(cfg, store)
-    assert (run["status"], run["steps_done"]) == ("finished", 6) and len(store.metrics(keys=[cfg.key()])) > 0
+    assert (run.status, run.steps_done) == ("finished", 6) and len(store.metrics(keys=[cfg.key()])) > 0
     assert store.checkpoint_path(cfg.key()).with_name(f"{cfg.key()}.pt.corrupt").exists()
 
 
@@ -223,7 +223,7 @@ def test_a_checkpoint_as_written_resumes(tmp_path):
     cfg = load_run_config(TINY)
     store = ResultsStore(tmp_path)
     store.save_checkpoint(cfg.key(), _checkpoint(cfg, step=6))  # at the last step: nothing left to train
-    assert train_run(cfg, store)["steps_done"] == 6 and not list(tmp_path.glob("checkpoints/*.corrupt"))
+    assert train_run(cfg, store).steps_done == 6 and not list(tmp_path.glob("checkpoints/*.corrupt"))
 
 
 @pytest.mark.parametrize("fault,change", [
@@ -233,7 +233,7 @@ def test_a_checkpoint_as_written_resumes(tmp_path):
     ("an extra key", lambda ck: ck.update(code="x")),
 ])
 def test_a_crafted_model_file_is_refused_fast(finished, tmp_path, capsys, fault, change):
-    key = finished.runs()[0]["key"]
+    key = finished.runs()[0].key
     ck = torch.load(finished.model_path(key), weights_only=True)
     change(ck)
     torch.save(ck, tmp_path / "crafted.pt")
@@ -260,11 +260,11 @@ def test_a_run_left_running_by_a_dead_process_is_reported_and_taken_over(tmp_pat
     cfg = load_run_config({**TINY, "experiment": "e"})
     _owned_by_subprocess(tmp_path, cfg, stay=False).wait()
     store = ResultsStore(tmp_path)
-    assert [r["key"] for r in store.stale_runs()] == [cfg.key()]
+    assert [r.key for r in store.stale_runs()] == [cfg.key()]
     code = main(["--root", str(tmp_path), "report", "--experiment", "e"])
     assert code == 0 and "stale" in capsys.readouterr().out
     with pytest.warns(UserWarning, match="which is gone; taking it over"):
-        assert train_run(cfg, store)["status"] == "finished"
+        assert train_run(cfg, store).status == "finished"
 
 
 def test_a_run_a_live_process_trains_is_not_taken_over(tmp_path):
@@ -296,8 +296,8 @@ def test_a_killed_forced_retrain_leaves_the_finished_run_visible(tmp_path):
     before = store.metrics(keys=[cfg.key()])
     proc = lengthgen("--root", store.root, "train", "--config", cfg_file, "--force")
     _kill_once_checkpointed(proc, store.checkpoint_path(cfg.key()), signal.SIGKILL)
-    assert store.get_run(cfg.key())["status"] == "finished" and store.metrics(keys=[cfg.key()]) == before
-    assert [r["key"] for r in store.runs(experiment="e")] == [cfg.key()]
+    assert store.get_run(cfg.key()).status == "finished" and store.metrics(keys=[cfg.key()]) == before
+    assert [r.key for r in store.runs(experiment="e")] == [cfg.key()]
 
 
 @pytest.mark.slow
@@ -307,7 +307,7 @@ def test_ctrl_c_ends_quietly_and_marks_the_run_failed(tmp_path):
     proc = lengthgen("--root", tmp_path, "train", "--config", _tiny_file(tmp_path, train=train))
     _, err = _kill_once_checkpointed(proc, store.checkpoint_path(cfg.key()), signal.SIGINT)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
-    assert store.get_run(cfg.key())["status"] == "failed" and store.checkpoint_path(cfg.key()).exists()
+    assert store.get_run(cfg.key()).status == "failed" and store.checkpoint_path(cfg.key()).exists()
 
 
 @pytest.mark.slow
@@ -371,7 +371,7 @@ def test_bad_report_and_eval_arguments_exit_2(finished, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     code, err = cli(capsys, "--root", finished.root, "report", "--out", tmp_path / "afile")
     assert code == 2 and "is a file; give a folder" in err
-    key = finished.runs()[0]["key"]
+    key = finished.runs()[0].key
     code, err = cli(capsys, "--root", finished.root, "eval", key, "--bins", "4-8,4-8")
     assert code == 2 and "given twice" in err
 

@@ -46,7 +46,7 @@ def test_a_crafted_checkpoint_is_moved_aside_and_the_run_restarts(tmp_path):
     torch.save({"state": RunsCode(marker)}, store.checkpoint_path(cfg.key()))
     with pytest.warns(UserWarning, match="could not be read"):
         run = train_run(cfg, store)
-    assert not marker.exists() and run["status"] == "finished" and run["steps_done"] == 6
+    assert not marker.exists() and run.status == "finished" and run.steps_done == 6
     assert store.checkpoint_path(cfg.key()).with_name(f"{cfg.key()}.pt.corrupt").exists()
 
 
@@ -59,8 +59,8 @@ def test_a_truncated_checkpoint_does_not_block_its_run(tmp_path):
     path.write_bytes(b"PK\x03\x04 truncated")
     with pytest.warns(UserWarning, match="restarting the run from step 0"):
         run = train_run(cfg, store)
-    assert run["status"] == "finished"
-    assert store.metrics(keys=[cfg.key()]) == ResultsStore(tmp_path / "clean").metrics(keys=[clean["key"]])
+    assert run.status == "finished"
+    assert store.metrics(keys=[cfg.key()]) == ResultsStore(tmp_path / "clean").metrics(keys=[clean.key])
 
 
 def test_a_finished_run_joins_every_experiment_that_contains_it(tmp_path):
@@ -73,7 +73,7 @@ def test_a_finished_run_joins_every_experiment_that_contains_it(tmp_path):
     execute(plan(first), store)
     execute(plan(second), store)  # the same run: skipped, not retrained
     assert len(store.runs()) == 1
-    assert [r["key"] for r in store.runs(experiment="second")] == [r["key"] for r in store.runs(experiment="first")]
+    assert [r.key for r in store.runs(experiment="second")] == [r.key for r in store.runs(experiment="first")]
     assert store.metrics(experiment="second") and store.metrics(experiment="second") == store.metrics(experiment="first")
 
 
@@ -114,7 +114,7 @@ def test_report_lists_diverged_runs(tmp_path, capsys):
     store = ResultsStore(tmp_path)
     cfg = load_run_config({**TINY, "experiment": "e", "train": {**TINY["train"], "lr": 1e30}})
     run = train_run(cfg, store)
-    assert run["status"] == "diverged"
+    assert run.status == "diverged"
     assert main(["--root", str(tmp_path), "report", "--experiment", "e"]) == 0
     assert "diverged" in capsys.readouterr().out
 

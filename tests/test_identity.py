@@ -41,7 +41,7 @@ def root(tmp_path_factory):
 
 
 def keys(root):
-    return {(r["positional"], r["seed"], r["name"]): r["key"] for r in ResultsStore(root).runs()}
+    return {(r.positional, r.seed, r.name): r.key for r in ResultsStore(root).runs()}
 
 
 def test_report_labels_are_names_schemes_or_run_keys(root):
@@ -59,7 +59,7 @@ def test_eval_takes_a_key_prefix_or_a_name_and_stores_its_results(root, capsys, 
                            "--out", str(tmp_path / "eval.csv"))
     assert code == 0 and f"run {rope_key}" in out
     stored = ResultsStore(root).evals(rope_key)
-    assert {(r["lo"], r["hi"], r["count"]) for r in stored} == {(4, 8, 4)}
+    assert {(r.lo, r.hi, r.count) for r in stored} == {(4, 8, 4)}
     written = pd.read_csv(tmp_path / "eval.csv")
     assert set(written["key"]) == {rope_key} and len(written) == len(stored)
     code, out, _ = run_cli(capsys, "eval", "wide", "--root", str(root), "--examples", "4", "--no-greedy",
@@ -159,7 +159,7 @@ def test_export_to_stdout_and_bad_formats(root, capsys):
 
 
 def test_runs_record_their_environment(root):
-    env = ResultsStore(root).runs()[0]["environment"]
+    env = ResultsStore(root).runs()[0].environment
     import torch
 
     assert env["torch"] == torch.__version__ and env["device"] == "cpu" and env["python"].count(".") == 2
@@ -175,6 +175,6 @@ def test_a_store_of_the_previous_version_gains_environment_and_evals(tmp_path):
         conn.execute("INSERT INTO runs (key, task, status, config, created_at) VALUES ('old', 'sparse_parity', "
                      "'finished', '{}', 'then')")
     store = ResultsStore(tmp_path)
-    assert store.get_run("old")["environment"] is None
+    assert store.get_run("old").environment is None
     store.put_evals("old", [{"lo": 1, "hi": 2, "metric": "token_acc", "value": 0.5, "count": 3}])
-    assert store.evals("old")[0]["value"] == 0.5
+    assert store.evals("old")[0].value == 0.5

@@ -70,7 +70,7 @@ def test_import_option_registers_a_task_that_trains_and_loads(user_modules, caps
     assert code == 0 and "finished" in out
     assert os.environ[plugins.ENV] == "my_tasks"  # what a sweep's fresh worker processes import
     (run,) = ResultsStore(root).runs()
-    model = lengthgen.load(run["key"][:6], root=root)
+    model = lengthgen.load(run.key[:6], root=root)
     answer = model.generate("a b b", max_new_tokens=4).split()  # 5 steps of training: any symbols, but symbols
     assert len(answer) <= 4 and "<eos>" not in answer and all(s in model.vocab.stoi for s in answer)
 
@@ -84,7 +84,7 @@ def test_a_local_sweeps_workers_import_the_module_too(user_modules, capsys):
     code = main(["--import", "my_tasks", "run", str(user_modules / "exp.yaml"), "--root", str(user_modules / "runs"),
                  "--executor", "local", "--workers", "2", "--threads", "1", "--no-report"])
     assert code == 0, capsys.readouterr().err
-    assert [r["status"] for r in ResultsStore(user_modules / "runs").runs()] == ["finished", "finished"]
+    assert [r.status for r in ResultsStore(user_modules / "runs").runs()] == ["finished", "finished"]
 
 
 def test_an_unknown_module_or_task_exits_2(user_modules, capsys):
@@ -136,7 +136,7 @@ def test_generate_and_predict_agree_with_evaluation(tmp_path, capsys):
     assert main(["train", "--task", "tomita4", "--root", root, "--set", "task.train_lengths=[2,8]", "--bins", "2-8",
                  *TINY]) == 0
     capsys.readouterr()
-    sort_key, tomita_key = (r["key"] for r in sorted(ResultsStore(root).runs(), key=lambda r: r["task"]))
+    sort_key, tomita_key = (r.key for r in sorted(ResultsStore(root).runs(), key=lambda r: r.task))
     model = lengthgen.load(sort_key, root=root)
     examples = [model.task.sample(np.random.default_rng(i), 4) for i in range(6)]
     batch = collate(examples)

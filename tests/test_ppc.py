@@ -58,11 +58,11 @@ def test_tiny_ppc_model_decodes_with_its_own_ids(tmp_path):
     cfg = load_run_config(PPC)
     store = ResultsStore(tmp_path)
     run = train_run(cfg, store)
-    m = {r["metric"]: r["value"] for r in store.metrics(keys=[run["key"]])}
+    m = {r.metric: r.value for r in store.metrics(keys=[run.key])}
     assert m["position_acc"] > 0.95 and m["exact_match_greedy"] > 0.9
     assert m["exact_match_greedy_oracle"] >= m["exact_match_greedy"] - 0.05
 
-    model, _ = load_model(tmp_path / "models" / f"{run['key']}.pt")
+    model, _ = load_model(tmp_path / "models" / f"{run.key}.pt")
     model.eval()
     task = cfg.task.build()
     examples = eval_examples(task, 3, 6, 64)

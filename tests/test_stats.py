@@ -1,9 +1,12 @@
 """The claim statistics (lengthgen.stats) and the sparsity table built from metric rows."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from lengthgen import stats
+from lengthgen.records import MetricRow
 from lengthgen.report.claims import experiment_point, format_sparsity_slopes, seed_means, sparsity_slopes
 
 KS = np.arange(1, 7)
@@ -140,8 +143,9 @@ def test_bad_input_fails_fast():
 
 def _rows(name, seed, table, count=100):
     """Metric rows of one run: table {(lo, hi): [acc per k]}."""
-    return [dict(run_key=f"{name}-{seed}", lo=lo, hi=hi, grp=f"k={k}", metric="exact_match_greedy", value=a,
-                 count=count, name=f"{name} seed={seed}", seed=seed, task="sparse_parity", positional="ape")
+    return [MetricRow(run_key=f"{name}-{seed}", lo=lo, hi=hi, grp=f"k={k}", metric="exact_match_greedy", value=a,
+                      count=count, name=f"{name} seed={seed}", seed=seed, task="sparse_parity", positional="ape",
+                      experiment=None, status="finished")
             for (lo, hi), accs in table.items() for k, a in enumerate(accs, 1)]
 
 
@@ -150,8 +154,8 @@ def test_sparsity_slopes_from_metric_rows():
     for seed in range(3):
         rows += _rows("K4", seed, {(8, 24): [1, 1, 1, 1], (25, 48): [1, 0.9, 0.8, 0.7], (49, 72): [0.9, 0.7, 0.5, 0.3]})
         rows += _rows("K2", seed, {(8, 24): [1, 1], (25, 48): [1, 1], (49, 72): [1, 1]})
-    rows.append(dict(rows[0], grp="", value=0.5))  # pooled rows and other metrics are ignored
-    rows.append(dict(rows[0], metric="token_acc", value=0.0))
+    rows.append(replace(rows[0], grp="", value=0.5))  # pooled rows and other metrics are ignored
+    rows.append(replace(rows[0], metric="token_acc", value=0.0))
     table = sparsity_slopes(rows)
     assert [(r["point"], r["lo"]) for r in table] == [("K2", 25), ("K2", 49), ("K4", 25), ("K4", 49)]
     k4 = table[3]

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -35,9 +36,9 @@ def test_round_trip(tmp_path):
     store = ResultsStore(tmp_path)
     store.start_run("k1", config(seed=3), name="parity-ape", experiment="exp")
     run = store.get_run("k1")
-    assert (run["status"], run["task"], run["positional"], run["seed"], run["version"]) == \
+    assert (run.status, run.task, run.positional, run.seed, run.version) == \
            ("running", "sparse_parity", "ape", 3, __version__)
-    assert run["config"] == config(seed=3) and run["created_at"] and run["finished_at"] is None
+    assert run.config == config(seed=3) and run.created_at and run.finished_at is None
     assert not store.is_finished("k1") and store.get_run("nope") is None
 
     metrics = metric_rows()
@@ -45,27 +46,27 @@ def test_round_trip(tmp_path):
     metrics[1]["value"] = math.nan  # SQLite keeps NaN as NULL; it reads back as NaN
     finish(store, "k1", metrics=metrics, extra={"early_stop_step": 80})
     run = store.get_run("k1")
-    assert (run["status"], run["wall_time"], run["steps_done"], run["extra"]) == \
+    assert (run.status, run.wall_time, run.steps_done, run.extra) == \
            ("finished", 1.5, 100, {"early_stop_step": 80})
-    assert store.is_finished("k1") and run["finished_at"]
+    assert store.is_finished("k1") and run.finished_at
 
     got = store.metrics(keys=["k1"])
     assert len(got) == len(metrics)
-    by_id = {(m["lo"], m["hi"], m["grp"], m["metric"]): m for m in got}
+    by_id = {(m.lo, m.hi, m.grp, m.metric): m for m in got}
     for m in metrics:
         row = by_id[(m["lo"], m["hi"], m["grp"], m["metric"])]
-        assert row["count"] == 500 and (row["value"] == pytest.approx(float(m["value"]))
-                                        or math.isnan(m["value"]) and math.isnan(row["value"]))
-        assert (row["task"], row["positional"], row["seed"], row["name"], row["experiment"]) == \
+        assert row.count == 500 and (row.value == pytest.approx(float(m["value"]))
+                                        or math.isnan(m["value"]) and math.isnan(row.value))
+        assert (row.task, row.positional, row.seed, row.name, row.experiment) == \
                ("sparse_parity", "ape", 3, "parity-ape", "exp")
-    assert store.curves("k1") == sorted(curve_rows(), key=lambda c: (c["name"], c["step"]))
+    assert [asdict(c) for c in store.curves("k1")] == sorted(curve_rows(), key=lambda c: (c["name"], c["step"]))
 
     store.start_run("k2", config(seed=4), experiment="other")
     finish(store, "k2", status="diverged")
     assert store.is_finished("k2")
-    assert [r["key"] for r in store.runs(experiment="exp")] == ["k1"]
-    assert [r["key"] for r in store.runs(status="diverged")] == ["k2"]
-    assert {m["run_key"] for m in store.metrics(experiment="other")} == {"k2"}
+    assert [r.key for r in store.runs(experiment="exp")] == ["k1"]
+    assert [r.key for r in store.runs(status="diverged")] == ["k2"]
+    assert {m.run_key for m in store.metrics(experiment="other")} == {"k2"}
     assert len(store.metrics()) == 2 * len(metrics)
 
     store.delete_run("k1")
@@ -79,7 +80,7 @@ def test_bad_calls_fail_fast(tmp_path):
     store.start_run("k", config())
     with pytest.raises(ValueError, match="finished, diverged, failed"):
         finish(store, "k", status="done")
-    assert store.get_run("k")["status"] == "running"
+    assert store.get_run("k").status == "running"
 
 
 def test_refinish_replaces(tmp_path):
@@ -87,9 +88,9 @@ def test_refinish_replaces(tmp_path):
     store.start_run("k", config())
     finish(store, "k", metrics=metric_rows(1.0), curves=curve_rows(5))
     finish(store, "k", metrics=metric_rows(0.5), curves=curve_rows(3), status="diverged")
-    assert sorted(m["value"] for m in store.metrics()) == sorted(m["value"] for m in metric_rows(0.5))
+    assert sorted(m.value for m in store.metrics()) == sorted(m["value"] for m in metric_rows(0.5))
     assert len(store.curves("k")) == len(curve_rows(3))
-    assert store.get_run("k")["status"] == "diverged"
+    assert store.get_run("k").status == "diverged"
 
 
 def test_finish_is_atomic(tmp_path):
@@ -126,7 +127,7 @@ def test_process_killed_mid_finish_leaves_old_state(tmp_path):
     assert child.exitcode == 3
     assert (store.get_run("k"), store.metrics(), store.curves("k")) == before
     finish(store, "k", status="diverged")  # and the database is not left locked
-    assert store.get_run("k")["status"] == "diverged"
+    assert store.get_run("k").status == "diverged"
 
 
 def test_store_survives_fork(tmp_path):
@@ -162,16 +163,16 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
     assert [w.exitcode for w in workers] == [0] * 4
 
     runs = store.runs(experiment="sweep")
-    assert sorted(r["key"] for r in runs) == sorted(
+    assert sorted(r.key for r in runs) == sorted(
         [f"w{w}-{j}" for w in range(4) for j in range(RUNS_PER_WORKER)] + [f"shared-{j}" for j in range(SHARED_RUNS)])
-    assert all(r["status"] == "finished" for r in runs)
+    assert all(r.status == "finished" for r in runs)
     metrics, n_metrics = store.metrics(experiment="sweep"), len(metric_rows())
     assert len(metrics) == len(runs) * n_metrics
     one_worker_values = [sorted(m["value"] for m in metric_rows(w + 1)) for w in range(4)]
     for r in runs:
         # A run's metrics all come from one finish call, never a mix of two workers' writes.
-        assert sorted(m["value"] for m in metrics if m["run_key"] == r["key"]) in one_worker_values
-        assert len(store.curves(r["key"])) == len(curve_rows(20))
+        assert sorted(m.value for m in metrics if m.run_key == r.key) in one_worker_values
+        assert len(store.curves(r.key)) == len(curve_rows(20))
 
 
 def test_decisions_round_trip_and_replace(tmp_path):
@@ -182,10 +183,10 @@ def test_decisions_round_trip_and_replace(tmp_path):
     store.put_decision("other", "parity ape", {"chosen": "c"})
     store.put_decision("exp", "parity ape", {"chosen": "a", "successes": 2})  # a later pass replaces
     got = store.decisions("exp")
-    assert [(d["cell"], d["decision"]) for d in got] == [("majority ape", {"chosen": "b", "successes": 0}),
+    assert [(d.cell, d.decision) for d in got] == [("majority ape", {"chosen": "b", "successes": 0}),
                                                          ("parity ape", {"chosen": "a", "successes": 2})]
     assert len(store.decisions()) == 3
-    assert ResultsStore(tmp_path).decisions("other")[0]["decision"] == {"chosen": "c"}  # persisted
+    assert ResultsStore(tmp_path).decisions("other")[0].decision == {"chosen": "c"}  # persisted
 
 
 def test_an_unreaped_exited_process_owns_no_run():

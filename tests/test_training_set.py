@@ -64,8 +64,8 @@ def test_dataset_size_is_part_of_the_key_and_recorded(tmp_path):
     assert plain.key() != fixed.key()
     assert plain.key() == load_run_config({**TINY, "train": {**TINY["train"], "dataset_size": None}}).key()
     run = train_run(fixed, ResultsStore(tmp_path))
-    assert run["config"]["train"]["dataset_size"] == 16
-    assert run["config"]["resolved"]["training_set_size"] == 16
+    assert run.config["train"]["dataset_size"] == 16
+    assert run.config["resolved"]["training_set_size"] == 16
 
 
 def test_a_resumed_run_draws_the_batches_of_an_uninterrupted_one():
@@ -85,6 +85,6 @@ def test_validation_draw_is_fresh_and_stored_under_its_group(tmp_path):
     validation = _strings(eval_examples(task, 13, 20, 30, tag=VALIDATION_TAG))
     assert validation != test_draw
     run = train_run(_cfg(eval_={"validation_examples": 25}), ResultsStore(tmp_path))
-    rows = [m for m in ResultsStore(tmp_path).metrics(keys=[run["key"]]) if m["grp"] == VALIDATION]
-    assert {(m["lo"], m["hi"]) for m in rows} == {(13, 20)} and all(m["count"] == 25 for m in rows)
-    assert {m["metric"] for m in rows} >= {"exact_match_tf"}
+    rows = [m for m in ResultsStore(tmp_path).metrics(keys=[run.key]) if m.grp == VALIDATION]
+    assert {(m.lo, m.hi) for m in rows} == {(13, 20)} and all(m.count == 25 for m in rows)
+    assert {m.metric for m in rows} >= {"exact_match_tf"}

@@ -209,8 +209,8 @@ def test_study_runs_after_the_experiment_and_the_report_prints_its_verdict(tmp_p
     root = str(tmp_path / "runs")
     assert cli_main(["--root", root, "run", str(path), "--no-report"]) in (0, None)
     stored = ResultsStore(root).analysis("tiny_study", "language_probe seed=0")
-    assert stored["settings"]["runs"].keys() == {"reference", "rope", "nope"}
-    assert len(stored["result"]["screened"]) == 4 * 2 * 4 and set(stored["result"]["schemes"]) == {"rope", "nope"}
+    assert stored.settings["runs"].keys() == {"reference", "rope", "nope"}
+    assert len(stored.result["screened"]) == 4 * 2 * 4 and set(stored.result["schemes"]) == {"rope", "nope"}
     capsys.readouterr()
     assert cli_main(["--root", root, "report", "--experiment", "tiny_study", "--metric", "loss", "--markdown"]) in (0, None)
     out = capsys.readouterr().out
@@ -221,11 +221,11 @@ def test_study_runs_after_the_experiment_and_the_report_prints_its_verdict(tmp_p
     assert cli_main(["--root", root, "run", str(path), "--no-report"]) in (0, None)  # new gate: study redone
     store = ResultsStore(root)
     redone = store.analysis("tiny_study", "language_probe seed=0")
-    assert redone["settings"]["gate"]["min_positions"] == 10 and redone["created_at"] >= stored["created_at"]
+    assert redone.settings["gate"]["min_positions"] == 10 and redone.created_at >= stored.created_at
     # A reference that gains from long context everywhere: the gate passes, the table and a verdict follow.
-    for row in redone["result"]["screened"]:
+    for row in redone.result["screened"]:
         row["gain"] = 1.0 + 0.01 * row["t"]
-    store.put_analysis("tiny_study", "language_probe seed=0", redone["settings"], redone["result"])
+    store.put_analysis("tiny_study", "language_probe seed=0", redone.settings, redone.result)
     capsys.readouterr()
     cli_main(["--root", root, "report", "--experiment", "tiny_study", "--metric", "loss", "--markdown"])
     out = capsys.readouterr().out

@@ -162,8 +162,8 @@ def parity_run(tmp_path_factory):
                            "eval": {"examples_per_bin": 64, "greedy": False}, "device": "cpu"})
     root = tmp_path_factory.mktemp("runs")
     run = train_run(cfg, ResultsStore(str(root)))
-    assert run["status"] == "finished" and run["extra"]["stopped_early_at"] is not None  # reached 100%
-    return root, run["key"]
+    assert run.status == "finished" and run.extra["stopped_early_at"] is not None  # reached 100%
+    return root, run.key
 
 
 def test_trained_sparse_parity_model_depends_on_exactly_k_tokens(parity_run):

@@ -32,8 +32,8 @@ def test_the_fallback_counts_its_first_seeds_whatever_their_accuracy(tmp_path):
         assert len(seeds["attempted"]) == 2 and seeds["counted"] == seeds["attempted"] and seeds["reached_target"]
         assert out.decision["summary_over"] == "first seeds of the fallback"
         assert out.decision["summary"]["[7,10]"]["n"] == 2
-    lrs = {store.get_run(k)["config"]["train"]["lr"] for k in nope.decision["seeds"]["attempted"]}
-    assert lrs == {3e-5} and {store.get_run(k)["config"]["train"]["lr"] for k in ape.decision["seeds"]["attempted"]} \
+    lrs = {store.get_run(k).config["train"]["lr"] for k in nope.decision["seeds"]["attempted"]}
+    assert lrs == {3e-5} and {store.get_run(k).config["train"]["lr"] for k in ape.decision["seeds"]["attempted"]} \
         == {BASE.get("train", {}).get("lr", 1e-3)}
 
 
@@ -56,20 +56,20 @@ def test_early_stop_on_the_reported_set_stops_where_the_reported_number_is_perfe
     cfg = sure_stop("eval_bins")
     store = ResultsStore(tmp_path)
     run = train_run(cfg, store)
-    stop = run["extra"]["stopped_early_at"]
+    stop = run.extra["stopped_early_at"]
     assert stop is not None and stop < cfg.train.steps
-    checks = [c for c in store.curves(run["key"]) if c["name"] == "id_exact_match"]
-    reported = [m["value"] for m in store.metrics(keys=[run["key"]]) if m["metric"] == "exact_match_tf"
-                and (m["lo"], m["hi"]) == (1, 3)]
-    assert checks[-1]["step"] == stop and checks[-1]["value"] == reported[0] == 1.0
+    checks = [c for c in store.curves(run.key) if c.name == "id_exact_match"]
+    reported = [m.value for m in store.metrics(keys=[run.key]) if m.metric == "exact_match_tf"
+                and (m.lo, m.hi) == (1, 3)]
+    assert checks[-1].step == stop and checks[-1].value == reported[0] == 1.0
 
 
 def test_the_learning_rate_horizon_ignores_early_stopping(tmp_path):
     cfg = sure_stop("held_out")
     store = ResultsStore(tmp_path)
     run = train_run(cfg, store)
-    stop = run["extra"]["stopped_early_at"]
-    lrs = {c["step"]: c["value"] for c in store.curves(run["key"]) if c["name"] == "lr"}
+    stop = run.extra["stopped_early_at"]
+    lrs = {c.step: c.value for c in store.curves(run.key) if c.name == "lr"}
     last = max(lrs)
     assert stop is not None and last <= stop < cfg.train.steps
     assert lrs[last] == pytest.approx(cfg.train.lr * (1 - last / cfg.train.steps))  # linear to 0 at `steps`, not at the stop

@@ -77,9 +77,9 @@ def test_stopping_cell_and_resume(tmp_path):
     assert d["seeds"]["attempted"][0] == d["search"][0]["key"]  # seed 0 is the search run, reused
     assert len(out.trained) == 2 and d["seeds"]["reached_target"]
     assert d["summary"]["[1,6]"]["n"] == 2 and d["summary_over"] == "successful"
-    seeds = sorted(store.get_run(k)["seed"] for k in d["seeds"]["attempted"])
+    seeds = sorted(store.get_run(k).seed for k in d["seeds"]["attempted"])
     assert seeds == [0, 1]
-    assert store.decisions("stop")[0]["decision"] == d
+    assert store.decisions("stop")[0].decision == d
 
     # A second pass trains nothing and derives the same decision from the stored runs.
     [again] = run_protocol(config, cells, store)
@@ -106,8 +106,8 @@ def test_fallback_cell_caps_attempts(tmp_path):
     assert len(d["seeds"]["attempted"]) == 3 and d["seeds"]["successful"] == [] and not d["seeds"]["reached_target"]
     assert d["summary_over"].startswith("all attempts") and d["summary"]["[7,10]"]["n"] == 3
     fallback_runs = [store.get_run(k) for k in d["seeds"]["attempted"]]
-    assert {r["config"]["model"]["d_model"] for r in fallback_runs} == {16}
-    assert {r["steps_done"] for r in fallback_runs} == {3}
+    assert {r.config["model"]["d_model"] for r in fallback_runs} == {16}
+    assert {r.steps_done for r in fallback_runs} == {3}
     assert len(out.trained) == 2 + 3
 
 

@@ -58,7 +58,7 @@ def assert_one_finished_run(tmp_path, proc):
         proc.kill()  # if it is still there, the test failed: leave nothing running
     assert proc.returncode == 0, err
     runs = ResultsStore(tmp_path / "runs").runs()
-    assert [(r["status"], r["steps_done"]) for r in runs] == [("finished", 4)]
+    assert [(r.status, r.steps_done) for r in runs] == [("finished", 4)]
 
 
 @pytest.mark.slow
@@ -114,7 +114,7 @@ def test_ray_task_trains_afresh_in_its_sweeps_private_scratch(tmp_path):
         payload = _ray_train(cfg.model_dump(mode="json"), 1, "t1")
     finally:
         shutil.rmtree(planted.root.parent, ignore_errors=True)
-    assert payload["run"]["steps_done"] == 4 and payload["metrics"] and payload["model"]
+    assert payload["run"].steps_done == 4 and payload["metrics"] and payload["model"]
     assert not list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}t1-*"))
 
 

@@ -43,11 +43,11 @@ def results(store: ResultsStore, keys=None) -> dict:
     """Everything a run leaves in the store except timings: status, steps, metrics and curves."""
     out = {}
     for run in store.runs():
-        if keys is None or run["key"] in keys:
-            metrics = sorted((m["lo"], m["hi"], m["grp"], m["metric"], m["value"], m["count"])
-                             for m in store.metrics(keys=[run["key"]]))
-            curves = [(c["step"], c["name"], c["value"]) for c in store.curves(run["key"])]
-            out[run["key"]] = (run["status"], run["steps_done"], metrics, curves)
+        if keys is None or run.key in keys:
+            metrics = sorted((m.lo, m.hi, m.grp, m.metric, m.value, m.count)
+                             for m in store.metrics(keys=[run.key]))
+            curves = [(c.step, c.name, c.value) for c in store.curves(run.key)]
+            out[run.key] = (run.status, run.steps_done, metrics, curves)
     return out
 
 
@@ -66,9 +66,9 @@ def test_local_sweep_runs_everything_once(clean):
     keys = {c.key() for c in configs}
     assert sorted(result.done) == sorted(keys) and not result.failed and result.retries == 0
     runs = store.runs()
-    assert {r["key"] for r in runs} == keys and len(runs) == 4
-    assert all(r["status"] == "finished" and r["steps_done"] == STEPS for r in runs)
-    assert {r["name"] for r in runs} == {f"seed={s} positional={p}" for s in (0, 1) for p in ("ape", "nope")}
+    assert {r.key for r in runs} == keys and len(runs) == 4
+    assert all(r.status == "finished" and r.steps_done == STEPS for r in runs)
+    assert {r.name for r in runs} == {f"seed={s} positional={p}" for s in (0, 1) for p in ("ape", "nope")}
     for key in keys:
         assert len(store.metrics(keys=[key])) == METRIC_ROWS_PER_RUN
         assert (store.root / "models" / f"{key}.pt").exists()
@@ -76,9 +76,9 @@ def test_local_sweep_runs_everything_once(clean):
     # Different seeds and schemes train different models.
     assert len({tuple(curves) for *_, curves in results(store).values()}) == 4
     # A rerun finds nothing to do and leaves the store as it was.
-    before = {r["key"]: r["finished_at"] for r in runs}
+    before = {r.key: r.finished_at for r in runs}
     again = run_sweep(configs, store, "local", workers=2, threads=1)
-    assert sorted(again.done) == sorted(keys) and {r["key"]: r["finished_at"] for r in store.runs()} == before
+    assert sorted(again.done) == sorted(keys) and {r.key: r.finished_at for r in store.runs()} == before
 
 
 @pytest.mark.slow
@@ -176,7 +176,7 @@ def test_killed_driver_sweep_completes_exactly_once(clean, tmp_path):
             time.sleep(0.05)
         assert not any(map(_alive, workers)), "workers outlived the killed driver"
         if (root / "results.sqlite").exists():
-            seen_running |= any(r["status"] == "running" for r in ResultsStore(root).runs())
+            seen_running |= any(r.status == "running" for r in ResultsStore(root).runs())
     assert seen_running, "no kill landed while a run was in progress"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
@@ -201,7 +201,7 @@ def test_ray_sweep_returns_results_to_the_driver(clean, tmp_path):
         local_model = torch.load(clean[0].root / "models" / f"{key}.pt", weights_only=False)["model"]
         assert ray_model.keys() == local_model.keys()
         assert all(torch.equal(ray_model[k], local_model[k]) for k in ray_model)
-    assert store.runs()[0]["host"]  # the worker's host, carried back with the run
+    assert store.runs()[0].host  # the worker's host, carried back with the run
 
 
 def test_bad_executor_settings_fail_fast(tmp_path):

@@ -115,7 +115,7 @@ def test_randomized_run_trains_and_evaluates(tmp_path):
         "model": {"positional": "randomized", "positional_params": {"base": "ape"}, "n_layers": 1, "d_model": 16},
         "train": {"steps": 5, "batch_size": 8, "early_stop_acc": None}, "eval": {"examples_per_bin": 8}})
     run = train_run(cfg, ResultsStore(tmp_path))
-    assert run["status"] == "finished" and not run["config"]["resolved"]["position_offsets"]
+    assert run.status == "finished" and not run.config["resolved"]["position_offsets"]
 
 
 def test_randomized_evaluation_draws_fixed_random_positions():

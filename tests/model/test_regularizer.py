@@ -86,7 +86,7 @@ def test_training_adds_the_penalty_when_configured(tmp_path):
         cfg = load_run_config({**base, "train": {**base["train"], "positional_reg": coef}})
         store = ResultsStore(tmp_path / f"c{coef}")
         run = train_run(cfg, store)
-        first_loss[coef] = [c["value"] for c in store.curves(run["key"]) if c["name"] == "loss"][0]
+        first_loss[coef] = [c.value for c in store.curves(run.key) if c.name == "loss"][0]
     torch.manual_seed(cfg.seed)  # train_run seeds torch the same way before building the model
     initial_penalty = positional_attention_penalty(build_model(cfg, cfg.task.build())).item()
     # Same seed, same batch: the logged step-0 loss grows by exactly coef * penalty.

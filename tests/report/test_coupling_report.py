@@ -67,7 +67,7 @@ def store(tmp_path):
 
 
 def gains_of(store, experiment="coup"):
-    configs = {r["key"]: r["config"] for r in store.runs(experiment=experiment)}
+    configs = {r.key: r.config for r in store.runs(experiment=experiment)}
     return coupling_gains(store.metrics(experiment=experiment), configs)
 
 

@@ -27,13 +27,13 @@ def _cfg(**train):
 
 
 def _curves(store, key):
-    return [(c["step"], c["name"], c["value"]) for c in store.curves(key) if "@" in c["name"]]
+    return [(c.step, c.name, c.value) for c in store.curves(key) if "@" in c.name]
 
 
 def test_curve_bins_are_stored_per_check_and_plotted(tmp_path):
     store = ResultsStore(tmp_path)
     run = train_run(_cfg(), store)
-    points = _curves(store, run["key"])
+    points = _curves(store, run.key)
     names = {name for _, name, _ in points}
     assert names == {"exact_match_greedy@1-3", "exact_match_greedy@4-6"}
     assert sorted({step for step, _, _ in points}) == [10, 20, 30, 40]
@@ -62,7 +62,7 @@ def test_curves_survive_an_interrupted_run(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train_run(_cfg(), cut, progress=StopAt(25))
     rb = train_run(_cfg(), cut)
-    assert rb["status"] == "finished" and _curves(whole, ra["key"]) == _curves(cut, rb["key"])
+    assert rb.status == "finished" and _curves(whole, ra.key) == _curves(cut, rb.key)
 
 
 def test_curve_bins_are_checked_and_key_neutral_when_off():
@@ -95,11 +95,11 @@ def test_embedding_init_std_sets_token_and_position_tables_only():
 def test_attention_command_reports_heads_and_bins(tmp_path, capsys):
     store = ResultsStore(tmp_path)
     run = train_run(_cfg(), store)
-    assert main(["--root", str(tmp_path), "attention", run["key"], "--examples", "10"]) == 0
+    assert main(["--root", str(tmp_path), "attention", run.key, "--examples", "10"]) == 0
     out = capsys.readouterr().out
     assert "| 0 |" in out and "| 1 |" in out and "| [4, 6] |" in out
     rope = train_run(load_run_config({**TINY, "model": {**TINY["model"], "positional": "rope"}}), store)
-    assert main(["--root", str(tmp_path), "attention", rope["key"]]) == 2
+    assert main(["--root", str(tmp_path), "attention", rope.key]) == 2
     assert "position table" in capsys.readouterr().err
 
 
@@ -123,11 +123,11 @@ def test_position_head_report_counts_errors_per_answer_token(tmp_path, capsys):
                            "model": {"n_layers": 1, "n_heads": 2, "d_model": 16, "predict_positions": True},
                            "train": {"steps": 20, "batch_size": 16, "early_stop_acc": None}, "eval": {"examples_per_bin": 10}})
     run = train_run(cfg, store)
-    assert main(["--root", str(tmp_path), "position-head", run["key"], "--examples", "30"]) == 0
+    assert main(["--root", str(tmp_path), "position-head", run.key, "--examples", "30"]) == 0
     out = capsys.readouterr().out
     assert "| [2, 4] |" in out and "| [5, 8] |" in out and "j = 0" in out and "multiples of 4" in out
     plain = train_run(_cfg(), store)
-    assert main(["--root", str(tmp_path), "position-head", plain["key"]]) == 2
+    assert main(["--root", str(tmp_path), "position-head", plain.key]) == 2
     assert "no position head" in capsys.readouterr().err
 
 

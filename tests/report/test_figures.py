@@ -45,7 +45,7 @@ def test_bins_figure_names_metrics_in_words_and_runs_by_scheme(store):
     (ax,) = fig.axes  # one task: every scheme on the same axes
     assert ax.get_ylabel() == "exact match (greedy)" and ax.get_xlabel() == "length bin"
     assert sorted(_legend(ax)) == ["ape", "ape: wide", "nope", "rope", "train lengths"]
-    keys = [short_key(r["key"]) for r in store.runs()]
+    keys = [short_key(r.key) for r in store.runs()]
     assert not any(k in text for k in keys for text in _legend(ax))
     assert {to_hex(line.get_color()).upper() for line in ax.get_lines()} <= set(OKABE_ITO)
 
@@ -56,7 +56,7 @@ def test_training_curves_come_from_the_store(store):
                                                                        "learning rate"]
     loss = fig.axes[0]
     assert len(loss.get_lines()) == len(store.runs()) and loss.get_yscale() == "linear"  # 10 steps: no decades
-    steps = [c["step"] for c in store.curves(store.runs()[0]["key"]) if c["name"] == "loss"]
+    steps = [c.step for c in store.curves(store.runs()[0].key) if c.name == "loss"]
     assert list(loss.get_lines()[0].get_xdata()) == steps
     # seeds of one configuration share one colour and one legend entry; never a key
     assert {"ape", "wide", "rope"} <= set(_legend(loss)) and len(_legend(loss)) == len(set(_legend(loss)))

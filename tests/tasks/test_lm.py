@@ -144,14 +144,14 @@ def test_lm_trains_through_the_real_loop(corpus_dir, tmp_path):
         "eval": {"examples_per_bin": 4, "batch_size": 4}, "device": "cpu"})
     store = ResultsStore(tmp_path)
     run = train_run(cfg, store)
-    assert run["status"] == "finished" and run["steps_done"] == 30
-    assert run["extra"]["corpus"]["corpus"] == corpus_dir and run["extra"]["corpus"]["documents"] == 30  # provenance
-    losses = [c["value"] for c in store.curves(run["key"]) if c["name"] == "loss"]
+    assert run.status == "finished" and run.steps_done == 30
+    assert run.extra["corpus"]["corpus"] == corpus_dir and run.extra["corpus"]["documents"] == 30  # provenance
+    losses = [c.value for c in store.curves(run.key) if c.name == "loss"]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0] - 0.5
-    stored = store.metrics(keys=[run["key"]])  # the loop evaluated it per context
-    assert {r["grp"] for r in stored} == {"ctx=1L", "ctx=2L", "ctx=2L,ext=pi", "ctx=2L,ext=ntk"}
-    assert {r["metric"] for r in stored} == {"loss"} and (store.cache_dir() / "lm_corpus").is_dir()
-    model, loaded = load_model(store.model_path(run["key"]), cache_dir=store.cache_dir())
+    stored = store.metrics(keys=[run.key])  # the loop evaluated it per context
+    assert {r.grp for r in stored} == {"ctx=1L", "ctx=2L", "ctx=2L,ext=pi", "ctx=2L,ext=ntk"}
+    assert {r.metric for r in stored} == {"loss"} and (store.cache_dir() / "lm_corpus").is_dir()
+    model, loaded = load_model(store.model_path(run.key), cache_dir=store.cache_dir())
     rows = evaluate_contexts(model, loaded.task.build(), loaded.task.eval_bins, 4, 4, "cpu", train_length=16)
     assert {r["grp"] for r in rows} == {"ctx=1L", "ctx=2L", "ctx=2L,ext=pi", "ctx=2L,ext=ntk"}
     assert all(math.isfinite(r["value"]) and r["value"] < math.log(300) for r in rows)
@@ -181,8 +181,8 @@ def test_pose_run_trains_into_a_table_for_its_target_window(corpus_dir, tmp_path
         "eval": {"examples_per_bin": 4, "batch_size": 4}, "device": "cpu"})
     store = ResultsStore(tmp_path)
     run = train_run(cfg, store)
-    assert run["config"]["resolved"]["max_positions"] == 64
-    assert {(r["grp"], r["lo"], r["hi"]) for r in store.metrics(keys=[run["key"]])} == \
+    assert run.config["resolved"]["max_positions"] == 64
+    assert {(r.grp, r.lo, r.hi) for r in store.metrics(keys=[run.key])} == \
         {("ctx=1L", 0, 15), ("ctx=2L", 0, 15), ("ctx=2L", 16, 31)}
 
 
@@ -201,7 +201,7 @@ def test_probe_on_a_language_model_run_and_the_recovered_share(corpus_dir, tmp_p
             "train": {"steps": steps, "batch_size": 8, "lr": 3e-3, "eval_every": 1000, "eval_examples": 4,
                       "early_stop_acc": None},
             "eval": {"examples_per_bin": 2, "batch_size": 2}, "device": "cpu"})
-        return train_run(cfg, ResultsStore(tmp_path))["key"]
+        return train_run(cfg, ResultsStore(tmp_path)).key
 
     reference, short = lm_run("reference", 64, 20), lm_run("short", 16, 10)
     st = TextProbeSettings(window=64, local=16, min_target=32, windows_per_doc=2, positions_per_window=4,

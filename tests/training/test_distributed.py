@@ -42,10 +42,10 @@ def test_two_processes_follow_the_single_process_loss_curve(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("exact_match_greedy") == 1  # one results table: only rank 0 reports
     (b,) = two.runs()
-    assert b["key"] == a["key"] and b["status"] == "finished" and b["steps_done"] == 30
+    assert b.key == a.key and b.status == "finished" and b.steps_done == 30
 
     def curve(store, name):
-        return [(c["step"], c["value"]) for c in store.curves(a["key"]) if c["name"] == name]
+        return [(c.step, c.value) for c in store.curves(a.key) if c.name == name]
 
     la, lb = curve(one, "loss"), curve(two, "loss")
     assert [s for s, _ in la] == [s for s, _ in lb] == list(range(1, 31))

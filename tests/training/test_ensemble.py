@@ -54,7 +54,7 @@ def assert_same_weights(alone: dict, ensembled: dict, d_model: int):
 
 
 def losses(store, key):
-    return [(c["step"], c["value"]) for c in store.curves(key) if c["name"] == "loss"]
+    return [(c.step, c.value) for c in store.curves(key) if c.name == "loss"]
 
 
 @pytest.fixture(scope="module")
@@ -70,22 +70,22 @@ def test_members_follow_their_solo_trajectories_and_are_stored_as_plain_runs(alo
     configs = [member(seed, lr) for seed, lr in MEMBERS]
     store = ResultsStore(tmp_path)
     runs = train_ensemble(configs, store)
-    assert [r["key"] for r in runs] == [c.key() for c in configs]
+    assert [r.key for r in runs] == [c.key() for c in configs]
     assert len(store.runs()) == len(configs)
     for i, (cfg, run) in enumerate(zip(configs, runs)):
         solo = alone.get_run(cfg.key())
-        assert run["status"] == "finished" and run["steps_done"] == 30
-        assert run["config"] == solo["config"] and run["seed"] == cfg.seed
-        assert run["extra"]["ensemble"] == {"size": 3, "members": [c.key() for c in configs], "index": i}
-        assert run["extra"]["stopped_early_at"] is None
+        assert run.status == "finished" and run.steps_done == 30
+        assert run.config == solo.config and run.seed == cfg.seed
+        assert run.extra["ensemble"] == {"size": 3, "members": [c.key() for c in configs], "index": i}
+        assert run.extra["stopped_early_at"] is None
         (s1, l1), (s2, l2) = zip(*losses(alone, cfg.key())), zip(*losses(store, cfg.key()))
         assert s1 == s2
         torch.testing.assert_close(torch.tensor(l2), torch.tensor(l1), rtol=1e-4, atol=0)
-        lr_alone = [c["value"] for c in alone.curves(cfg.key()) if c["name"] == "lr"]
-        assert lr_alone == [c["value"] for c in store.curves(cfg.key()) if c["name"] == "lr"]
+        lr_alone = [c.value for c in alone.curves(cfg.key()) if c.name == "lr"]
+        assert lr_alone == [c.value for c in store.curves(cfg.key()) if c.name == "lr"]
         assert_same_weights(weights(alone, cfg.key()), weights(store, cfg.key()), 16)
-        metrics = {(m["metric"], m["grp"]): m["value"] for m in store.metrics(keys=[cfg.key()])}
-        assert metrics == {(m["metric"], m["grp"]): m["value"] for m in alone.metrics(keys=[cfg.key()])}
+        metrics = {(m.metric, m.grp): m.value for m in store.metrics(keys=[cfg.key()])}
+        assert metrics == {(m.metric, m.grp): m.value for m in alone.metrics(keys=[cfg.key()])}
     assert train_ensemble(configs, store) == runs  # finished members are not trained again
 
 
@@ -111,7 +111,7 @@ def test_interrupted_ensemble_resumes_alone_or_batched_from_its_checkpoints(alon
     with pytest.raises(Interrupt):
         train_ensemble(configs, store, progress=StopAtStep(25))
     for cfg in configs:
-        assert store.get_run(cfg.key())["status"] == "failed"  # stopped by this process, not finished
+        assert store.get_run(cfg.key()).status == "failed"  # stopped by this process, not finished
         ck = torch.load(tmp_path / "checkpoints" / f"{cfg.key()}.pt", weights_only=False)
         assert ck["state"]["step"] == 20
     # Member 0 resumes with the ordinary training loop, the others as a two-member ensemble.
@@ -119,7 +119,7 @@ def test_interrupted_ensemble_resumes_alone_or_batched_from_its_checkpoints(alon
     train_ensemble(configs[1:], store)
     for cfg in configs:
         run = store.get_run(cfg.key())
-        assert run["status"] == "finished" and run["steps_done"] == 30
+        assert run.status == "finished" and run.steps_done == 30
         assert [s for s, _ in losses(store, cfg.key())] == [s for s, _ in losses(alone, cfg.key())]
         torch.testing.assert_close(torch.tensor([v for _, v in losses(store, cfg.key())]),
                                    torch.tensor([v for _, v in losses(alone, cfg.key())]), rtol=1e-4, atol=0)
@@ -137,11 +137,11 @@ def test_early_stop_freezes_only_the_member_that_stopped(tmp_path):
     train_run(fast, solo)
     store = ResultsStore(tmp_path / "ensemble")
     a, b = train_ensemble([fast, slow], store)
-    stopped = solo.get_run(fast.key())["steps_done"]
-    assert stopped < 60 and a["steps_done"] == stopped and a["extra"]["stopped_early_at"] == stopped
-    assert b["steps_done"] == 60 and b["extra"]["stopped_early_at"] is None and b["status"] == "finished"
+    stopped = solo.get_run(fast.key()).steps_done
+    assert stopped < 60 and a.steps_done == stopped and a.extra["stopped_early_at"] == stopped
+    assert b.steps_done == 60 and b.extra["stopped_early_at"] is None and b.status == "finished"
     assert_same_weights(weights(solo, fast.key()), weights(store, fast.key()), 16)
-    checks = [c["step"] for c in store.curves(slow.key()) if c["name"] == "id_exact_match"]
+    checks = [c.step for c in store.curves(slow.key()) if c.name == "id_exact_match"]
     assert checks == [10, 20, 30, 40, 50, 60]
 
 
@@ -187,7 +187,7 @@ def test_run_command_trains_an_experiment_in_ensembles(tmp_path):
     path.write_text(yaml.safe_dump(spec))
     assert main(["--root", str(tmp_path / "runs"), "run", str(path), "--no-report"]) == 0
     runs = ResultsStore(tmp_path / "runs").runs(experiment="ens")
-    sizes = sorted((r["extra"]["ensemble"]["size"], r["status"]) for r in runs)
+    sizes = sorted((r.extra["ensemble"]["size"], r.status) for r in runs)
     assert sizes == [(1, "finished")] + [(3, "finished")] * 3  # 4 runs in ensembles of up to 3
     path.write_text(yaml.safe_dump({**spec, "ensemble": "eight"}))
     assert main(["--root", str(tmp_path / "runs"), "run", str(path)]) == 2
@@ -209,8 +209,8 @@ def test_other_model_kinds_follow_their_solo_trajectories(task, model, tmp_path)
     for cfg in configs:
         torch.testing.assert_close(torch.tensor([v for _, v in losses(together, cfg.key())]),
                                    torch.tensor([v for _, v in losses(alone, cfg.key())]), rtol=1e-4, atol=0)
-        assert ({(m["metric"], m["grp"]): m["value"] for m in together.metrics(keys=[cfg.key()])}
-                == {(m["metric"], m["grp"]): m["value"] for m in alone.metrics(keys=[cfg.key()])})
+        assert ({(m.metric, m.grp): m.value for m in together.metrics(keys=[cfg.key()])}
+                == {(m.metric, m.grp): m.value for m in alone.metrics(keys=[cfg.key()])})
 
 
 def test_a_diverging_member_is_recorded_and_the_others_train_on(tmp_path):
@@ -221,6 +221,6 @@ def test_a_diverging_member_is_recorded_and_the_others_train_on(tmp_path):
     train_run(sane, alone)
     store = ResultsStore(tmp_path / "ensemble")
     a, b = train_ensemble([sane, wild], store)
-    assert solo_wild["status"] == b["status"] == "diverged" and b["steps_done"] == solo_wild["steps_done"] < 30
-    assert a["status"] == "finished" and a["steps_done"] == 30
+    assert solo_wild.status == b.status == "diverged" and b.steps_done == solo_wild.steps_done < 30
+    assert a.status == "finished" and a.steps_done == 30
     assert_same_weights(weights(alone, sane.key()), weights(store, sane.key()), 16)

@@ -25,19 +25,19 @@ def scalars(root, key) -> dict[str, list[tuple[int, float]]]:
 
 
 def stored(store, key, name) -> list[tuple[int, float]]:
-    return [(c["step"], pytest.approx(c["value"], rel=1e-6)) for c in store.curves(key) if c["name"] == name]
+    return [(c.step, pytest.approx(c.value, rel=1e-6)) for c in store.curves(key) if c.name == name]
 
 
 def test_a_run_writes_what_the_store_records(tmp_path):
     store = ResultsStore(tmp_path)
     run = train_run(load_run_config(TINY), store, tracker=make_tracker("tensorboard", tmp_path))
-    seen = scalars(tmp_path, run["key"])
+    seen = scalars(tmp_path, run.key)
     for name, tag in [("loss", "train/loss"), ("lr", "train/lr"), ("id_exact_match", "train/id_exact_match"),
                       ("exact_match_greedy@7-12", "bins/exact_match_greedy [7,12]")]:
-        assert seen[tag] == stored(store, run["key"], name)
+        assert seen[tag] == stored(store, run.key, name)
     assert [step for step, _ in seen["train/id_exact_match"]] == [10, 20]
-    final = next(m for m in store.metrics(keys=[run["key"]]) if m["metric"] == "exact_match_greedy" and m["lo"] == 7)
-    assert seen["final/exact_match_greedy [7,12]"] == [(20, pytest.approx(final["value"]))]
+    final = next(m for m in store.metrics(keys=[run.key]) if m.metric == "exact_match_greedy" and m.lo == 7)
+    assert seen["final/exact_match_greedy [7,12]"] == [(20, pytest.approx(final.value))]
 
 
 def test_ensemble_members_are_tracked_one_folder_each(tmp_path):
@@ -45,7 +45,7 @@ def test_ensemble_members_are_tracked_one_folder_each(tmp_path):
     runs = train_ensemble([load_run_config(TINY | {"seed": s}) for s in (0, 1)], store,
                           tracker=make_tracker("tensorboard", tmp_path))
     for run in runs:
-        assert scalars(tmp_path, run["key"])["train/loss"] == stored(store, run["key"], "loss")
+        assert scalars(tmp_path, run.key)["train/loss"] == stored(store, run.key, "loss")
 
 
 @pytest.mark.slow
@@ -57,7 +57,7 @@ def test_the_option_reaches_sweep_workers(tmp_path):
                           "grid:\n  seed: [0, 1]\n")
     assert main(["--root", str(tmp_path), "run", str(experiment), "--executor", "local", "--workers", "2",
                  "--no-report", "--tracker", "tensorboard"]) == 0
-    keys = [r["key"] for r in ResultsStore(tmp_path).runs()]
+    keys = [r.key for r in ResultsStore(tmp_path).runs()]
     assert len(keys) == 2 and all(len(scalars(tmp_path, key)["train/loss"]) == 10 for key in keys)
 
 

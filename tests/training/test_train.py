@@ -41,29 +41,29 @@ def test_training_learns_and_stores_everything(tmp_path):
                    train={"steps": 300, "lr": 3e-3, "eval_every": 100, "early_stop_acc": None})
     store = ResultsStore(tmp_path)
     run = train_run(cfg, store)
-    assert run["status"] == "finished" and run["steps_done"] == 300
-    assert run["config"]["seed"] == 0 and run["config"]["task"]["name"] == "sparse_parity"
-    assert run["version"] and run["config"]["resolved"]["max_positions"] >= 11
-    loss = [c["value"] for c in store.curves(run["key"]) if c["name"] == "loss"]
+    assert run.status == "finished" and run.steps_done == 300
+    assert run.config["seed"] == 0 and run.config["task"]["name"] == "sparse_parity"
+    assert run.version and run.config["resolved"]["max_positions"] >= 11
+    loss = [c.value for c in store.curves(run.key) if c.name == "loss"]
     assert np.mean(loss[-10:]) < 0.5 * np.mean(loss[:10])
-    acc = {(m["grp"], m["metric"]): m["value"] for m in store.metrics(keys=[run["key"]])}
+    acc = {(m.grp, m.metric): m.value for m in store.metrics(keys=[run.key])}
     assert acc[("k=1", "exact_match_tf")] > 0.9  # XOR of one planted bit: copy the bit
-    assert (tmp_path / "models" / f"{run['key']}.pt").exists()
-    assert not (tmp_path / "checkpoints" / f"{run['key']}.pt").exists()
+    assert (tmp_path / "models" / f"{run.key}.pt").exists()
+    assert not (tmp_path / "checkpoints" / f"{run.key}.pt").exists()
 
 
 def test_early_stop_at_target_accuracy(tmp_path):
     cfg = cfg_with(task={"name": "sparse_parity", "params": {"k": 1}, "train_lengths": [4, 6], "eval_bins": [[4, 6]]},
                    train={"steps": 2000, "lr": 3e-3, "eval_every": 50, "early_stop_acc": 0.95})
     run = train_run(cfg, ResultsStore(tmp_path))
-    assert run["status"] == "finished" and run["steps_done"] < 2000
-    assert run["extra"]["stopped_early_at"] == run["steps_done"]
+    assert run.status == "finished" and run.steps_done < 2000
+    assert run.extra["stopped_early_at"] == run.steps_done
 
 
 def test_divergence_is_recorded_not_raised(tmp_path):
     cfg = cfg_with(train={"lr": 1e30, "grad_clip": None, "warmup_steps": 0, "schedule": "constant"})
     run = train_run(cfg, ResultsStore(tmp_path))
-    assert run["status"] == "diverged" and run["steps_done"] < 60
+    assert run.status == "diverged" and run.steps_done < 60
 
 
 def test_schedule_warmup_then_decay():
@@ -138,16 +138,16 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
     ck = next(ckpts.glob("*.pt"))
     step = torch.load(ck, weights_only=False)["state"]["step"]
     assert 0 < step < 400
-    assert ResultsStore(killed).get_run(ck.stem)["status"] == "running"
+    assert ResultsStore(killed).get_run(ck.stem).status == "running"
     subprocess.run(_train_cmd(killed), check=True, env=env, capture_output=True)
     a, b = ResultsStore(whole), ResultsStore(killed)
     (ra,), (rb,) = a.runs(), b.runs()
-    assert ra["key"] == rb["key"] and rb["status"] == "finished" and rb["steps_done"] == 400
-    ma = sorted((m["lo"], m["grp"], m["metric"], m["value"]) for m in a.metrics())
-    mb = sorted((m["lo"], m["grp"], m["metric"], m["value"]) for m in b.metrics())
+    assert ra.key == rb.key and rb.status == "finished" and rb.steps_done == 400
+    ma = sorted((m.lo, m.grp, m.metric, m.value) for m in a.metrics())
+    mb = sorted((m.lo, m.grp, m.metric, m.value) for m in b.metrics())
     assert ma == mb
-    ca = [(c["step"], c["name"], c["value"]) for c in a.curves(ra["key"])]
-    cb = [(c["step"], c["name"], c["value"]) for c in b.curves(rb["key"])]
+    ca = [(c.step, c.name, c.value) for c in a.curves(ra.key)]
+    cb = [(c.step, c.name, c.value) for c in b.curves(rb.key)]
     assert ca == cb
 
 
@@ -207,12 +207,12 @@ def test_auto_buckets_are_the_same_run_as_one_batch_and_a_fixed_count_is_not():
 
 def test_length_buckets_run_trains(tmp_path):
     run = train_run(cfg_with(train={"steps": 20, "length_buckets": 3}), ResultsStore(tmp_path))
-    assert run["status"] == "finished" and run["config"]["train"]["length_buckets"] == 3
+    assert run.status == "finished" and run.config["train"]["length_buckets"] == 3
 
 
 def _stored(store: ResultsStore, key: str):
-    metrics = sorted((m["lo"], m["hi"], m["grp"], m["metric"], m["value"]) for m in store.metrics(keys=[key]))
-    return metrics, [(c["step"], c["name"], c["value"]) for c in store.curves(key)]
+    metrics = sorted((m.lo, m.hi, m.grp, m.metric, m.value) for m in store.metrics(keys=[key]))
+    return metrics, [(c.step, c.name, c.value) for c in store.curves(key)]
 
 
 def test_batch_workers_draw_the_same_batches():
@@ -234,7 +234,7 @@ def test_run_with_batch_workers_matches_run_without(tmp_path):
     cfg = cfg_with(train={"steps": 30, "eval_every": 15})
     plain = train_run(cfg, ResultsStore(tmp_path / "plain"))
     workers = train_run(cfg.model_copy(update={"data_workers": 2}), ResultsStore(tmp_path / "workers"))
-    assert workers["key"] == plain["key"]  # an execution setting, not part of the run's identity
-    assert workers["config"]["data_workers"] == 2
-    assert _stored(ResultsStore(tmp_path / "workers"), workers["key"]) == _stored(ResultsStore(tmp_path / "plain"),
-                                                                                  plain["key"])
+    assert workers.key == plain.key  # an execution setting, not part of the run's identity
+    assert workers.config["data_workers"] == 2
+    assert _stored(ResultsStore(tmp_path / "workers"), workers.key) == _stored(ResultsStore(tmp_path / "plain"),
+                                                                                  plain.key)
