@@ -4,13 +4,14 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import FrozenInstanceError, asdict, fields
 
 import numpy as np
 import pytest
 
 from lengthgen import __version__
-from lengthgen.store import ResultsStore
+from lengthgen.records import Analysis, CurvePoint, Decision, EvalRow, MetricRow, Run
+from lengthgen.store import ResultsStore, expected_layout
 
 
 def config(task="sparse_parity", positional="ape", seed=0, **extra):
@@ -208,3 +209,48 @@ def test_an_unreaped_exited_process_owns_no_run():
 def _state(pid: int) -> str:
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_records_have_the_columns_of_their_tables():
+    tables = expected_layout()
+    assert {f.name for f in fields(Run)} == tables["runs"]
+    assert {f.name for f in fields(MetricRow)} == tables["metrics"] | {"task", "positional", "seed", "name",
+                                                                        "experiment", "status"}
+    assert {f.name for f in fields(EvalRow)} == tables["evals"]
+    assert {f.name for f in fields(CurvePoint)} == tables["curves"] - {"run_key"}
+    assert {f.name for f in fields(Decision)} == tables["decisions"]
+    assert {f.name for f in fields(Analysis)} == tables["analyses"]
+
+
+def test_reads_return_frozen_records(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.start_run("k", config(), name="n", experiment="exp")
+    finish(store, "k")
+    run = store.get_run("k")
+    assert isinstance(run, Run) and store.runs() == [run] and asdict(run)["config"] == config()
+    with pytest.raises(FrozenInstanceError):
+        run.status = "failed"
+    row = store.metrics(keys=["k"])[0]
+    assert isinstance(row, MetricRow) and row.bin == (row.lo, row.hi) and row.status == "finished"
+    assert all(isinstance(p, CurvePoint) for p in store.curves("k"))
+    store.put_evals("k", metric_rows()[:1])
+    [evaluated] = store.evals("k")
+    assert isinstance(evaluated, EvalRow) and evaluated.evaluated_at and evaluated.bin == (10, 40)
+    store.put_analysis("exp", "probe", {"window": 8}, {"gain": [0.5]})
+    analysis = store.analysis("exp", "probe")
+    assert isinstance(analysis, Analysis) and (analysis.settings, analysis.result) == ({"window": 8}, {"gain": [0.5]})
+
+
+def test_decision_reads_what_the_protocol_stores(tmp_path):
+    store = ResultsStore(tmp_path)
+    seeds = {"attempted": ["a", "b", "c"], "successful": ["b"]}
+    decision = {"task": "parity", "positional": "ape", "positional_reg": 0.0, "seeds": seeds,
+                "chosen": {"overrides": {"train.lr": 0.001}, "rule": "fallback", "explanation": "..."}}
+    store.put_decision("exp", "parity ape", decision)
+    store.put_decision("exp", "parity nope", {**decision, "seeds": {**seeds, "counted": ["a", "b"]}})
+    old, new = store.decisions("exp")
+    assert old.decision == decision  # the stored JSON, whole
+    assert (old.task, old.positional, old.positional_reg, old.rule, old.overrides) == \
+           ("parity", "ape", 0.0, "fallback", {"train.lr": 0.001})
+    assert (old.attempted, old.successful, old.counted) == (["a", "b", "c"], ["b"], ["b"])  # before `counted`
+    assert new.counted == ["a", "b"]
