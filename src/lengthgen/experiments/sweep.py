@@ -275,7 +275,8 @@ def _local(todo, store, workers, threads, max_retries, finished, result, log_int
 
 def _ray_train(data: dict, threads: int, sweep: str, imports: str = "", tracker: Tracker | None = None) -> dict:
     """Ray task: train into a scratch store of this sweep on its node and return the finished run
-    (a `records.Run`), its metrics and curves (as `finish_run` takes them) and its model file to the driver. imports: the driver's --import modules (LENGTHGEN_IMPORT), imported here too.
+    to the driver: its `records.Run`, its metrics and curves as `finish_run` takes them, its model
+    file. imports: the driver's --import modules (LENGTHGEN_IMPORT), imported here too.
     tracker: writes on this node (a local Ray instance: the driver's results root)."""
     import torch
 
