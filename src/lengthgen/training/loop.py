@@ -51,8 +51,7 @@ def start_run(cfg: RunConfig, store: ResultsStore, device, force: bool, tracker:
     """The run built from its seed, then resumed from its checkpoint when it has one (unless `force`)."""
     warn_if_slow_bf16(cfg.train.bf16, device)
     torch.manual_seed(cfg.seed)
-    task = cfg.task.build()
-    task.set_cache_dir(store.cache_dir())
+    task = cfg.task.build(store.cache_dir())
     model = build_model(cfg, task).to(device)
     opt = make_optimizer(model, cfg)
     sched = make_schedule(opt, cfg)
