@@ -15,7 +15,7 @@ LAYERS = [
     {"data"},
     {"model", "ppc"},
     {"lm_eval"},
-    {"evaluate", "config", "store"},
+    {"evaluate", "config", "migrate", "store"},
     {"plugins"},
     {"training"},
     {"experiments"},

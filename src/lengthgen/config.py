@@ -230,16 +230,6 @@ class EvalConfig(Strict):
     greedy: bool = True
 
 
-KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "position_loss_weight", 1.0),
-                        ("train", "length_buckets", 1), ("train", "early_stop_on", "held_out"),
-                        ("train", "pose_window", None), ("train", "pose_chunks", 2),
-                        ("model", "attention_scale", "none"), ("train", "dataset_size", None),
-                        ("eval", "validation_examples", 0),
-                        ("task", "judged_bin", None), ("model", "embedding_init_std", 0.02),
-                        ("train", "min_lr_ratio", 0.0), ("train", "curve_bins", None),
-                        ("train", "curve_examples", 64)]
-
-
 class RunConfig(Strict):
     name: str | None = None
     experiment: str | None = None
@@ -314,11 +304,6 @@ class RunConfig(Strict):
         # the device, how a step is computed, not which run it is (the same key as one batch).
         if d["train"]["length_buckets"] == "auto":
             d["train"]["length_buckets"] = 1
-        # Fields added after runs were stored leave the hash alone at their defaults, so those
-        # runs keep their keys (and resume/skip as before).
-        for section, field, default in KEY_NEUTRAL_DEFAULTS:
-            if d[section][field] == default:
-                del d[section][field]
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
