@@ -290,6 +290,6 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress: Prog
         train_members(ensemble, cfg0, task)
     except BaseException as err:
         for mb in ensemble.members:
-            abandon(store, mb.cfg.key(), err)
+            abandon(store, mb.cfg.key(), err, mb.state.step, tracker)
         raise
     return [store.get_run(c.key()) for c in configs]

@@ -119,7 +119,7 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress: Progress | None = N
                 progress.end_run(bar, status, run.state.step, cfg.train.steps)
     except BaseException as err:
         if dp.is_main:
-            abandon(store, key, err)
+            abandon(store, key, err, run.state.step, run.tracker)
         raise
     dp.wait_for_main()
     dp.close()
