@@ -10,12 +10,12 @@ PACKAGE = Path(lengthgen.__file__).parent
 
 # Lowest first. A module may import modules of its own layer or lower ones only.
 LAYERS = [
-    {"errors", "tasks", "text", "groups", "procs", "hardware", "stats", "progress", "version"},
+    {"errors", "evaluation_modes", "tasks", "text", "groups", "procs", "hardware", "stats", "progress", "version"},
     {"positions", "crasp"},
     {"data"},
     {"model", "ppc"},
     {"lm_eval"},
-    {"evaluate", "config", "store", "records"},
+    {"evaluate", "config", "migrate", "store", "records"},
     {"plugins"},
     {"training"},
     {"experiments"},

@@ -335,7 +335,7 @@ def cmd_tasks(args):
     import numpy as np
 
     from .store import ResultsStore
-    from .tasks import available_tasks, make_task
+    from .tasks import UsesCache, available_tasks, make_task
 
     names = [args.name] if args.name else available_tasks()
     for name in names:
@@ -344,10 +344,11 @@ def cmd_tasks(args):
         print(f"  format:  {task.format}")
         print(f"  params:  {task.params()}")
         print(f"  lengths: train {list(task.default_train_lengths)}, eval bins {[list(b) for b in task.default_eval_bins]}")
-        if task.evaluation == "context_buckets" and not args.name:  # its example needs a trained tokenizer
-            print(f"  example: lengthgen tasks {name}\n")
-            continue
-        task.set_cache_dir(ResultsStore(args.root).cache_dir())  # the lm task's tokenizer is trained once
+        if isinstance(task, UsesCache):  # its example needs what it derives (the lm task's trained tokenizer)
+            if not args.name:
+                print(f"  example: lengthgen tasks {name}\n")
+                continue
+            task.set_cache_dir(ResultsStore(args.root).cache_dir())  # derived once
         n = max(task.min_length, min(task.default_train_lengths[1], 12))
         ex = task.sample(np.random.default_rng(0), n)
         print(f"  example (n={ex.length}): {task.render(ex)}\n")

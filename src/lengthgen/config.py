@@ -19,6 +19,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationE
                       model_validator)
 
 from .errors import InputError
+from .evaluation_modes import evaluation_mode
 
 
 class Strict(BaseModel):
@@ -116,10 +117,15 @@ class TaskConfig(Strict):
         """The bin verdicts judge: `judged_bin`, else the longest evaluation bin."""
         return judged_bin(self.eval_bins, self.judged_bin)
 
-    def build(self):
-        from .tasks import make_task
+    def build(self, cache_dir: Path | None = None):
+        """The task; `cache_dir` (`ResultsStore.cache_dir`) is where a task that keeps what it derives
+        (`tasks.UsesCache`) keeps it."""
+        from .tasks import UsesCache, make_task
 
-        return make_task(self.name, **self.params)
+        task = make_task(self.name, **self.params)
+        if cache_dir is not None and isinstance(task, UsesCache):
+            task.set_cache_dir(cache_dir)
+        return task
 
 
 class ModelConfig(Strict):
@@ -224,16 +230,6 @@ class EvalConfig(Strict):
     greedy: bool = True
 
 
-KEY_NEUTRAL_DEFAULTS = [("model", "predict_positions", False), ("train", "position_loss_weight", 1.0),
-                        ("train", "length_buckets", 1), ("train", "early_stop_on", "held_out"),
-                        ("train", "pose_window", None), ("train", "pose_chunks", 2),
-                        ("model", "attention_scale", "none"), ("train", "dataset_size", None),
-                        ("eval", "validation_examples", 0),
-                        ("task", "judged_bin", None), ("model", "embedding_init_std", 0.02),
-                        ("train", "min_lr_ratio", 0.0), ("train", "curve_bins", None),
-                        ("train", "curve_examples", 64)]
-
-
 class RunConfig(Strict):
     name: str | None = None
     experiment: str | None = None
@@ -267,7 +263,7 @@ class RunConfig(Strict):
 
     @model_validator(mode="after")
     def _curve_bins_valid(self):
-        if self.train.curve_bins is not None and self.task.build().evaluation == "context_buckets":
+        if self.train.curve_bins is not None and not evaluation_mode(self.task.build().evaluation).per_length_bin:
             raise InputError(f"train.curve_bins: task {self.task.name!r} is scored by context buckets, not exact match "
                              "per bin; leave curve_bins unset")
         if isinstance(self.train.curve_bins, list):
@@ -299,8 +295,7 @@ class RunConfig(Strict):
     def reported_metric(self) -> str:
         """What `lengthgen run` reports: the task's metric, teacher-forced where greedy decoding is
         off (`eval.greedy: false` stores no greedy results)."""
-        metric = self.task.build().default_metric
-        return "exact_match_tf" if metric == "exact_match_greedy" and not self.eval.greedy else metric
+        return evaluation_mode(self.task.build().evaluation).reported_metric(self.eval.greedy)
 
     def key(self) -> str:
         """Deterministic identity of a run: a hash of everything that affects its results."""
@@ -309,11 +304,6 @@ class RunConfig(Strict):
         # the device, how a step is computed, not which run it is (the same key as one batch).
         if d["train"]["length_buckets"] == "auto":
             d["train"]["length_buckets"] = 1
-        # Fields added after runs were stored leave the hash alone at their defaults, so those
-        # runs keep their keys (and resume/skip as before).
-        for section, field, default in KEY_NEUTRAL_DEFAULTS:
-            if d[section][field] == default:
-                del d[section][field]
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

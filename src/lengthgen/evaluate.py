@@ -22,6 +22,7 @@ import torch
 
 from .data import EVAL_STREAM, IGNORE, Batch, batches, eval_examples
 from .errors import InputError
+from .evaluation_modes import evaluation_mode
 from .groups import VALIDATION, group_name
 from .lm_eval import evaluate_contexts
 from .positions import with_positions
@@ -144,10 +145,10 @@ def evaluate(model, task: Task, bins, examples_per_bin: int, batch_size: int, de
              validation: tuple[tuple[int, int], int] | None = None) -> list[dict]:
     """Metric rows (lo, hi, grp, metric, value, count) for every bin and breakdown group, and with
     `validation` = (bin, examples) that bin's validation draw (group `groups.VALIDATION`); for
-    language modelling (`task.evaluation == "context_buckets"`), loss per position bucket at each
-    context (lm_eval.py; `train_length` is the context the model was trained at)."""
+    tasks not scored per length bin (language modelling, `evaluation_modes`), loss per position bucket
+    at each context (lm_eval.py; `train_length` is the context the model was trained at)."""
     model.eval()
-    if task.evaluation == "context_buckets":
+    if not evaluation_mode(task.evaluation).per_length_bin:
         return evaluate_contexts(model, task, bins, examples_per_bin, batch_size, device, bf16, train_length)
     rows = []
     if validation is not None:

@@ -5,8 +5,9 @@ model consumes whatever IDs it is given. What happens to them between the two is
 
 - sequential IDs and the IDs of an example (`example_ids`);
 - random training offsets: which runs use them (`uses_offsets`), how far an example may be shifted
-  (`max_offset`; a task family may fix its own range, docs/design.md §4.2), the draw (`draw_offsets`) and
-  the shift itself (`shifted_ids`, from the example's `offset_from` on);
+  (`max_offset`, by the rule of `OFFSET_RULES` the task names in `offset_rule`; a task family may fix
+  its own range, docs/design.md §4.2), the draw (`draw_offsets`) and the shift itself (`shifted_ids`,
+  from the example's `offset_from` on);
 - the size of a learned position table that serves every evaluation length and every shifted
   training example (`table_size`);
 - random subsets of IDs (Ruoss et al.'s randomized positions, `subset_positions`), applied to
@@ -55,12 +56,42 @@ def uses_offsets(mode: str, has_table: bool, predicts_positions: bool) -> bool:
     return mode == "random" or (mode == "auto" and (has_table or predicts_positions))
 
 
+# (task, length, longest) -> the largest random offset of an example of `length` when the model
+# serves lengths up to `longest`.
+OffsetRule = Callable[[Task, int, int], int]
+
+# The offset rules a task can name (`Task.offset_rule`), each after the code it follows.
+OFFSET_RULES: dict[str, OffsetRule] = {
+    # The general rule: far enough for the example's last ID to reach the longest sequence's last ID.
+    "longest_sequence": lambda task, n, longest: max(0, task.seq_len(longest) - task.seq_len(n)),
+    # Huang et al.'s algorithmic tasks (lacoco-lab/length_generalization,
+    # algorithmic/language_modeling_train.py), with the longest length served in place of their 150:
+    # [0, longest − n] where the answer is short (both majorities, the interleaved one, parity) ...
+    "input_gap": lambda task, n, longest: max(0, longest - n),
+    # ... twice that where the answer is as long as the input (unique_copy, repeat_copy, sort) ...
+    "double_input_gap": lambda task, n, longest: 2 * max(0, longest - n),
+    # ... and for addition their bound 2·longest − (the whole sequence, <bos> to <eos>), counted with
+    # the longest possible answer (theirs uses the example's own), so the table has 2·longest rows.
+    "addition_window": lambda task, n, longest: max(0, 2 * longest - (task.seq_len(n) + 1)),
+    # Cho et al.'s random start for coupled IDs (HanseulJo/position-coupling; tasks/coupled.py): the
+    # largest shifted ID of a short training example reaches the largest ID of the longest
+    # evaluation length. Only tasks with coupled IDs (`max_id`) name it.
+    "coupled_ids": lambda task, n, longest: max(0, task.max_id(longest) - task.max_id(n)),
+    # Huang et al.'s formal languages (train_with_ce.py offset_and_forward): every example shifted by
+    # k uniform in [0, L), L the longest test sequence, whatever its length; the table then has
+    # about 2L rows, as their n_positions = 2 * max_seq_length.
+    "longest_test_sequence": lambda task, n, longest: task.seq_len(longest) - 1,
+}
+
+
 def max_offset(task: Task, length: int, longest: int) -> int:
     """Largest random offset for an example of `length` when the model serves lengths up to
-    `longest`: the task family's own range (docs/design.md §4.2) where it fixes one, else far enough for
-    the example's last ID to reach the last ID of the longest sequence."""
-    own = task.max_offset(length, longest)
-    return max(0, task.seq_len(longest) - task.seq_len(length)) if own is None else own
+    `longest`, by the rule the task declares (`Task.offset_rule`, one of `OFFSET_RULES`)."""
+    rule = OFFSET_RULES.get(task.offset_rule)
+    if rule is None:
+        raise InputError(f"task {task.name!r}: unknown offset rule {task.offset_rule!r}; "
+                         f"allowed: {', '.join(OFFSET_RULES)}")
+    return rule(task, length, longest)
 
 
 def draw_offsets(rng: np.random.Generator, task: Task, lengths: list[int], longest: int) -> list[int]:

@@ -11,7 +11,7 @@ opened lazily per process and thread: SQLite connections must not cross a fork.
 
 Opening a store checks its layout before anything is written: a database of another program is
 refused untouched, one written by a newer lengthgen too, and one of an older layout gains its new
-columns. Every SQLite failure becomes a ValueError that names its cause (locked, read-only, full
+columns; before version 5 its run keys are recomputed from the stored configurations (migrate.py). Every SQLite failure becomes a ValueError that names its cause (locked, read-only, full
 disk, damaged). Each running run records its owner (host, process, heartbeat) so that a run left
 `running` by a dead process can be told from a live one (`stale_runs`).
 
@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import migrate
 from .errors import InputError
 from .records import Analysis, CurvePoint, Decision, EvalRow, MetricRow, Run
 from .version import __version__
@@ -48,11 +49,12 @@ STATUSES = ("running", "finished", "diverged", "failed")
 DONE_STATUSES = ("finished", "diverged")
 BUSY_TIMEOUT_S = 2.0  # one attempt's wait for a lock; sweep writers hold it for milliseconds
 LOCK_WAIT_S = 20.0  # all attempts together, then "locked by another process"
-SCHEMA_VERSION = 4  # PRAGMA user_version; 0 is the layout before it was set (no run owners)
+SCHEMA_VERSION = 5  # PRAGMA user_version; 0 is the layout before it was set (no run owners)
 # Columns a store of an older version gains when opened: run owners (after version 0), the
 # machine and software a run trained on (after version 2).
 ADDED_COLUMNS = {"pid": "INTEGER", "heartbeat": "TEXT", "environment": "TEXT"}
-READABLE_VERSIONS = (0, 2, 3, SCHEMA_VERSION)  # older layouts gain ADDED_COLUMNS and new tables
+# Older layouts gain ADDED_COLUMNS and new tables; before version 5 their keys are recomputed (migrate.py).
+READABLE_VERSIONS = (0, 2, 3, 4, SCHEMA_VERSION)
 KEY_PREFIX = 8  # characters of a run key shown in tables and legends (any unique prefix selects the run)
 STALE_AFTER_S = 6 * 3600  # a running run on another host whose heartbeat is older is stale
 
@@ -497,7 +499,7 @@ class ResultsStore:
         if experiment is not None:
             where += (" AND " if where else "WHERE ") + _MEMBER.format(key="key", experiment="experiment")
             params += (experiment, experiment)
-        rows = self._read(f"SELECT * FROM runs {where} ORDER BY created_at, key", params)
+        rows = self._read(f"SELECT * FROM runs {where} ORDER BY created_at, name, seed, key", params)
         return [_parse_run(r) for r in rows if self._only is None or r["key"] in self._only]
 
     def metrics(self, keys: list[str] | None = None, experiment: str | None = None) -> list[MetricRow]:
@@ -513,7 +515,7 @@ class ResultsStore:
             params += (json.dumps(list(keys)),)
         rows = self._read("SELECT m.*, r.task, r.positional, r.seed, r.name, r.experiment, r.status "
                           f"FROM metrics m JOIN runs r ON r.key = m.run_key {where} "
-                          "ORDER BY m.run_key, m.metric, m.grp, m.lo, m.hi", params)
+                          "ORDER BY r.seed, r.name, m.run_key, m.metric, m.grp, m.lo, m.hi", params)
         return [_record(MetricRow, r, value=_nan_if_null(r["value"])) for r in rows]
 
     def bin_values(self, keys: list[str], metric: str) -> dict[tuple[int, int], list[tuple[float, int]]]:
@@ -713,8 +715,12 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     if version == SCHEMA_VERSION and tables.keys() == expected_layout().keys():
         return
     conn.execute("PRAGMA journal_mode = WAL")
+    keys = migrate.new_keys(conn) if version < migrate.FIRST_VERSION and "runs" in tables else {}
+    migrate.move_files(path.parent, keys)
 
     def upgrade(c):
+        if c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # another process upgraded the store meanwhile
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 c.execute(statement)
@@ -722,6 +728,7 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         for column, kind in ADDED_COLUMNS.items():
             if column not in have:
                 c.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+        migrate.rename_rows(c, keys)
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     _attempt(conn, upgrade)

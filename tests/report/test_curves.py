@@ -65,7 +65,7 @@ def test_curves_survive_an_interrupted_run(tmp_path):
     assert rb.status == "finished" and _curves(whole, ra.key) == _curves(cut, rb.key)
 
 
-def test_curve_bins_are_checked_and_key_neutral_when_off():
+def test_curve_bins_are_checked_and_part_of_the_key():
     with pytest.raises(ValueError, match="curve_bins"):
         load_run_config({**TINY, "train": {**TINY["train"], "curve_bins": [[0, 0]]}})
     off = load_run_config({**TINY, "train": {k: v for k, v in TINY["train"].items() if not k.startswith("curve")}})

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lengthgen.positions import max_offset
 from lengthgen.tasks import available_tasks, make_task
 
 NAMES = ("bin_majority", "majority", "bin_majority_interleave", "unique_copy", "repeat_copy", "sort",
@@ -166,7 +167,7 @@ def test_max_offset_ranges(name, max_length):
             expected = 2 * (max_length - n)
         else:  # 2·max_length − the whole sequence with its longest answer: <bos>, n, <sep>, n−2, <eos>
             expected = max(0, 2 * max_length - (n + 3 + n - 2))
-        assert task.max_offset(n, max_length) == expected
+        assert max_offset(task, n, max_length) == expected
 
 
 @pytest.mark.parametrize("name, length", [

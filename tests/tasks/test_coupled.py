@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lengthgen.data import train_batch
+from lengthgen.positions import max_offset
 from lengthgen.tasks import make_task
 
 COUPLED = ["coupled_addition", "coupled_copy", "coupled_parity", "sparse_parity_scratchpad", "var_chain"]
@@ -172,7 +173,7 @@ def test_random_start_reaches_the_longest_ids(name):
     top = max(task.sample(np.random.default_rng(0), longest).position_ids)
     for n in (4, 12):
         ex = task.sample(np.random.default_rng(1), n)
-        assert max(ex.position_ids) + task.max_offset(n, longest) <= top
+        assert max(ex.position_ids) + max_offset(task, n, longest) <= top
     batch = train_batch(task, seed=3, step=0, batch_size=64, lengths=(4, 12), offset_max_length=longest)
     assert int(batch.position_ids.max()) <= top and int(batch.position_ids.min()) >= 0
     starts = {int(p[e.offset_from]) for p, e in zip(batch.position_ids, batch.examples)}

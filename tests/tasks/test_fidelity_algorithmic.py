@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from lengthgen.positions import max_offset
 from lengthgen.tasks import make_task
 
 
@@ -34,10 +35,10 @@ def test_addition_offsets_fit_a_300_row_table():
     for n in range(4, 151):
         # the official bound 300 - len(<bos> … <eos>) holds for every answer length the task can give
         whole_longest = n + 2 + (n - 2)
-        assert task.max_offset(n, 150) == max(0, 300 - whole_longest)
+        assert max_offset(task, n, 150) == max(0, 300 - whole_longest)
         ex = task.sample(rng, n)
-        assert task.max_offset(n, 150) + len(ex.inputs) <= 300
-    assert max(task.seq_len(n) + task.max_offset(n, 150) for n in range(4, 151)) <= 300
+        assert max_offset(task, n, 150) + len(ex.inputs) <= 300
+    assert max(task.seq_len(n) + max_offset(task, n, 150) for n in range(4, 151)) <= 300
 
 
 @pytest.mark.parametrize("lo, hi", [(0, 50), (51, 100), (101, 150)])

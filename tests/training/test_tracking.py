@@ -2,6 +2,8 @@
 curves per bin) and final metrics as TensorBoard event files under ROOT/tensorboard/<run key>/,
 from a run trained alone, an ensemble and a sweep's worker processes alike."""
 
+import io
+
 import pytest
 
 pytest.importorskip("tensorboard", reason="--tracker tensorboard needs the tracking extra (pip install tensorboard)")
@@ -9,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lengthgen.cli import TRACKERS, main  # noqa: E402
 from lengthgen.config import load_run_config  # noqa: E402
+from lengthgen.progress import PlainLines  # noqa: E402
 from lengthgen.store import ResultsStore  # noqa: E402
 from lengthgen.training import TRACKERS as KNOWN, make_tracker, train_ensemble, train_run  # noqa: E402
 
@@ -38,6 +41,27 @@ def test_a_run_writes_what_the_store_records(tmp_path):
     assert [step for step, _ in seen["train/id_exact_match"]] == [10, 20]
     final = next(m for m in store.metrics(keys=[run.key]) if m.metric == "exact_match_greedy" and m.lo == 7)
     assert seen["final/exact_match_greedy [7,12]"] == [(20, pytest.approx(final.value))]
+
+
+class StopAt(PlainLines):
+    """Interrupts training at a step, as Ctrl-C would."""
+
+    def __init__(self, step):
+        super().__init__(interval_s=0.0, out=io.StringIO())
+        self.step = step
+
+    def show(self, run, snapshot):
+        if snapshot.step >= self.step:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_keeps_what_it_sent(tmp_path):
+    store, cfg = ResultsStore(tmp_path), load_run_config(TINY)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, store, progress=StopAt(12), tracker=make_tracker("tensorboard", tmp_path))
+    events = EventAccumulator(str(tmp_path / "tensorboard" / cfg.key())).Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 13))
+    assert b"failed" in events.Tensors("status/text_summary")[0].tensor_proto.string_val[0]
 
 
 def test_ensemble_members_are_tracked_one_folder_each(tmp_path):

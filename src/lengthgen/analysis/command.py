@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
+from ..evaluation_modes import evaluation_mode
 from ..store import write_text
 from .probe import HFScorer, TransformerScorer
 from .synthetic import probe_synthetic, synthetic_summary
@@ -76,9 +77,7 @@ def _load_run(target: str, root: str):
         raise ConfigError(f"target must be one of {', '.join(PRETRAINED)}, a finished run (key, key prefix or "
                           f"name) or a models/<key>.pt file: {err}") from None
     model, cfg = load_model(path, cache_dir=store.cache_dir())
-    task = cfg.task.build()
-    task.set_cache_dir(store.cache_dir())
-    return path, model, cfg, task
+    return path, model, cfg, cfg.task.build(store.cache_dir())
 
 
 def _probe_lm(path: Path, model, cfg, task, st: TextProbeSettings, documents: int, root: str,
@@ -113,7 +112,7 @@ def _probe_lm(path: Path, model, cfg, task, st: TextProbeSettings, documents: in
 def _probe_run(target: str, root: str, st: TextProbeSettings, examples: int, documents: int = 20,
                compare: tuple[str, ...] = (), control: bool = True) -> tuple[str, dict]:
     path, model, cfg, task = _load_run(target, root)
-    if task.evaluation == "context_buckets":
+    if not evaluation_mode(task.evaluation).per_length_bin:  # a language-model run
         return _probe_lm(path, model, cfg, task, st, documents, root, compare, control)
     if compare:
         raise ConfigError("--compare needs a language-model reference run (task lm)")

@@ -121,9 +121,7 @@ def _model(store: ResultsStore, key: str):
 
 
 def held_out_documents(cfg: RunConfig, store: ResultsStore, window: int, limit: int) -> list[tuple[str, np.ndarray]]:
-    task = cfg.task.build()
-    task.set_cache_dir(store.cache_dir())
-    data = task.data
+    data = cfg.task.build(store.cache_dir()).data
     docs = [(name, data.valid_document(i).astype(np.int64)) for i, name in enumerate(data.valid_ids)]
     return [(name, ids) for name, ids in docs if len(ids) >= window][:limit]
 

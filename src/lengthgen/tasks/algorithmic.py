@@ -27,7 +27,8 @@ APE random offsets (docs/design.md §4.2, with the longest length served, `longe
 its three answer tokens, parity), [0, 2(longest−n)] for unique_copy, repeat_copy and sort,
 and for addition [0, 2·longest − (the whole sequence)], the whole sequence counted with its
 longest possible answer (the official code uses the example's own answer), so addition's
-position table has 2·longest rows (300).
+position table has 2·longest rows (300). Each task names its rule (`offset_rule`: `input_gap`,
+`double_input_gap`, `addition_window`); positions.OFFSET_RULES computes it.
 
 Official source: lacoco-lab/length_generalization, algorithmic/language_modeling_train.py
 (the *Dataset classes).
@@ -65,6 +66,7 @@ class _Algorithmic(Task):
     """Shared layout and length rules; subclasses draw the input and the answer as symbol indices."""
 
     symbols: ClassVar[tuple[str, ...]]
+    offset_rule = "input_gap"
 
     def __init__(self):
         self.vocab = Vocab(self.symbols)
@@ -85,9 +87,6 @@ class _Algorithmic(Task):
     def seq_len(self, length):
         # <bos>, n inputs, <sep> and the answer are fed; the final <eos> is only a target.
         return length + 2 + self.max_answer_len(length)
-
-    def max_offset(self, length, longest):
-        return max(0, longest - length)
 
 
 @register_task
@@ -178,11 +177,10 @@ class BinMajorityInterleave(_Algorithmic):
 class _WholeSequenceAnswer(_Algorithmic):
     """Tasks whose answer is as long as the input: the APE offset range doubles (docs/design.md §4.2)."""
 
+    offset_rule = "double_input_gap"
+
     def max_answer_len(self, n):
         return n
-
-    def max_offset(self, length, longest):
-        return 2 * max(0, longest - length)
 
 
 class _DistinctTokens(_WholeSequenceAnswer):
@@ -270,6 +268,7 @@ class Addition(_Algorithmic):
     min_length = 4
     default_train_lengths = (4, 50)
     default_eval_bins = ((4, 50), (51, 100), (101, 150))
+    offset_rule = "addition_window"
 
     def __init__(self, separator: bool = False):
         self.separator = bool(separator)
@@ -303,7 +302,3 @@ class Addition(_Algorithmic):
     def max_answer_len(self, n):
         # The longer operand has at most n−3 digits, and a carry adds one.
         return n - 2
-
-    def max_offset(self, length, longest):
-        # The official bound 2·longest − (whole sequence, <bos> to <eos>), with the longest answer.
-        return max(0, 2 * longest - (self.seq_len(length) + 1))

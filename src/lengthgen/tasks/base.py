@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import InputError
+from ..evaluation_modes import evaluation_mode
 
 SPECIALS = ("<pad>", "<bos>", "<sep>", "<eos>")
 PAD, BOS, SEP, EOS = range(len(SPECIALS))
@@ -94,6 +95,8 @@ class Task(ABC):
 
     Subclasses set `name`, `summary` (one line), `format` (exact documented format) and
     implement `sample` and `seq_len`. Constructor keyword arguments are the task's parameters.
+    A task only names how it is evaluated and how far its examples are shifted; the rules live in
+    `evaluation_modes` and `positions`.
     """
 
     name: ClassVar[str]
@@ -103,11 +106,11 @@ class Task(ABC):
     default_train_lengths: ClassVar[tuple[int, int]] = (1, 50)
     default_eval_bins: ClassVar[tuple[tuple[int, int], ...]] = ((1, 50), (51, 100), (101, 150))
     min_length: ClassVar[int] = 1
-    # How `evaluate` scores the task: "length_bins" (accuracy per input-length bin, docs/design.md §3) or
-    # "context_buckets" (language modelling: loss per position bucket at each context, docs/design.md §4.5,
-    # lm_eval.py).
+    # How the task is scored and reported: a name in `evaluation_modes.EVALUATION_MODES`.
     evaluation: ClassVar[str] = "length_bins"
-    default_metric: ClassVar[str] = "exact_match_greedy"  # what `lengthgen run` reports
+    # The range of its random APE training offsets: a name in `positions.OFFSET_RULES` (docs/design.md
+    # §4.2). A task whose rule depends on its parameters makes this a property.
+    offset_rule: str = "longest_sequence"
 
     vocab: Vocab
 
@@ -131,12 +134,6 @@ class Task(ABC):
     def breakdown(self) -> dict[str, list]:
         """Variables evaluation reports separately, with their values, e.g. {"k": [1, 2, 3]}."""
         return {}
-
-    def max_offset(self, length: int, longest: int) -> int | None:
-        """Largest random APE position offset for an example of `length` when the model must serve
-        lengths up to `longest`, where the family fixes it (docs/design.md §4.2); None: the general rule of
-        `positions.max_offset` (shift up to the longest length's sequence)."""
-        return None
 
     # -- the length contract: n is valid iff min_length <= n <= max_length (None: unbounded) and
     # n is a multiple of length_period. One rule for bins: a bin holds the valid lengths inside
@@ -170,11 +167,6 @@ class Task(ABC):
         if not self.is_valid_length(length):
             raise InputError(f"task {self.name!r} has no string of length {length}: {self.length_rule()}")
 
-    def set_cache_dir(self, directory: Path) -> None:
-        """Where the task may keep what it derives from its parameters and reuses across runs (the
-        LM task's trained tokenizer): the results root's `cache/`, given by whoever builds the task
-        for a run. Tasks that derive nothing ignore it."""
-
     def provenance(self) -> dict:
         """What a stored run must record about where this task's data came from, beyond its
         parameters (the LM task: which corpus files, and which Python's library). Generated tasks: {}."""
@@ -193,6 +185,16 @@ class Task(ABC):
         return {p: getattr(self, p) for p in _init_params(type(self))}
 
 
+class UsesCache(ABC):
+    """A task that keeps what it derives from its parameters and reuses across runs (the lm task's
+    trained tokenizer). Whoever builds such a task for a run gives it the results root's `cache/`
+    (`TaskConfig.build(cache_dir)`); without one it derives everything afresh."""
+
+    @abstractmethod
+    def set_cache_dir(self, directory: Path) -> None:
+        """Where to keep and find what the task derives."""
+
+
 TASKS: dict[str, type[Task]] = {}
 
 
@@ -204,7 +206,11 @@ def same_definition(a: type, b: type) -> bool:
 
 def register_task(cls: type[Task]) -> type[Task]:
     """Add a task under `cls.name`. The same definition again replaces it; another class under a
-    taken name is an error."""
+    taken name is an error, and so is an unknown evaluation mode."""
+    try:
+        evaluation_mode(cls.evaluation)
+    except InputError as err:
+        raise InputError(f"task {cls.name!r}: {err}") from None
     old = TASKS.get(cls.name)
     if old is not None and not same_definition(old, cls):
         raise InputError(f"task {cls.name!r} is already registered by {old.__module__}.{old.__qualname__}; "

@@ -9,12 +9,12 @@ sequence. Every task here returns its IDs as `Example.position_ids`; the task pa
     positions="sequential"  position_ids=None, i.e. 0..T-1
 
 Random start ID. The coupled IDs below start at 0; training shifts every ID of an example by a
-random start drawn uniformly from [0, task.max_offset(n, longest)], the training-time position
-offset that `data.train_batch` already draws for schemes with a position table (and for PPC, whose
-head predicts absolute IDs), and evaluation uses start 0. The task therefore never needs to know
-whether it is being trained: `max_offset` is chosen so that the largest shifted ID of a short
-training example reaches the largest ID of the longest evaluation length, so every ID a test
-example uses has been trained.
+random start drawn uniformly from [0, positions.max_offset(task, n, longest)], the training-time
+position offset that `data.train_batch` already draws for schemes with a position table (and for
+PPC, whose head predicts absolute IDs), and evaluation uses start 0. The task therefore never
+needs to know whether it is being trained: its offset rule (`coupled_ids`) lets the largest
+shifted ID of a short training example reach the largest ID of the longest evaluation length, so
+every ID a test example uses has been trained.
 
 Content-independent coupling (the correct IDs follow from the format alone):
 
@@ -87,7 +87,7 @@ def check_positions(name: str, positions: str) -> str:
 
 
 class _CoupledIDs:
-    """Mixin: the `positions` switch, coupled-ID offsets and building the example."""
+    """Mixin: the `positions` switch, its offset rule and building the example."""
 
     name: ClassVar[str]
     positions: str
@@ -96,10 +96,9 @@ class _CoupledIDs:
         """Largest coupled ID (start 0) of an example of input length `length`."""
         raise NotImplementedError
 
-    def max_offset(self, length, longest):
-        if self.positions == "coupled":
-            return max(0, self.max_id(longest) - self.max_id(length))
-        return super().max_offset(length, longest)  # type: ignore[misc]
+    @property
+    def offset_rule(self) -> str:
+        return "coupled_ids" if self.positions == "coupled" else "longest_sequence"
 
     def mirrored_example(self, xs: np.ndarray, ys: np.ndarray) -> Example:
         """`<bos> x1 … xn <sep> y1 … yn <eos>` (symbol indices) where y_i shares x_i's ID i; the

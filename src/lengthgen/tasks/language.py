@@ -12,7 +12,7 @@ on held-out documents (lm_eval.py). A model trained on longer windows (the 8L re
 sparsity probe) keeps `context: L` and sets `task.train_lengths: [8L, 8L]`.
 
 The corpus, its split and its tokenizer are read lazily on first use, so that validating a config
-costs nothing; the tokenized corpus is cached under the directory given by `set_cache_dir`.
+costs nothing; the tokenized corpus is cached under the directory given by `set_cache_dir` (`UsesCache`).
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ import numpy as np
 from ..errors import InputError
 from ..text.corpus import check_source, corpus_fingerprint, load_documents, split_documents
 from ..text.tokenized import TokenizedCorpus, tokenized_corpus
-from .base import SPECIALS, Example, Task, Vocab, register_task
+from .base import SPECIALS, Example, Task, UsesCache, Vocab, register_task
 
 
 @register_task
-class LanguageModelling(Task):
+class LanguageModelling(Task, UsesCache):
     name = "lm"
     summary = "language modelling on real text: contiguous windows, every position scored"
     format = "window w[s..s+n-1] -> next tokens w[s+1..s+n], all scored (docs: <bos> + BPE tokens)"
     evaluation = "context_buckets"
-    default_metric = "loss"
 
     def __init__(self, corpus: str = "sotu", context: int = 128, vocab_size: int = 8192, min_frequency: int = 2,
                  valid_fraction: float = 0.1, reader: str = "builtin", sample_by: str = "document",

@@ -175,9 +175,6 @@ def load_model(path, device="cpu", cache_dir=None) -> tuple[Transformer, RunConf
     """A finished run's model and config from its model file (`ResultsStore.model_path`);
     `cache_dir`: where its task finds what it derived before (`ResultsStore.cache_dir`)."""
     cfg, weights = read_model_file(path, device)
-    task = cfg.task.build()
-    if cache_dir is not None:
-        task.set_cache_dir(cache_dir)
-    model = build_model(cfg, task)
+    model = build_model(cfg, cfg.task.build(cache_dir))
     model.load_state_dict(weights)
     return model.to(device), cfg

@@ -271,8 +271,7 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress: Prog
     if not todo:
         return [store.get_run(c.key()) for c in configs]
     cfg0 = todo[0][1]
-    t, device, task = cfg0.train, resolve_device(cfg0.device), cfg0.task.build()
-    task.set_cache_dir(store.cache_dir())
+    t, device, task = cfg0.train, resolve_device(cfg0.device), cfg0.task.build(store.cache_dir())
     warn_if_slow_bf16(t.bf16, device)
     members, models, moments = [], [], []
     for index, cfg in todo:
@@ -292,6 +291,6 @@ def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress: Prog
         train_members(ensemble, cfg0, task)
     except BaseException as err:
         for mb in ensemble.members:
-            abandon(store, mb.cfg.key(), err)
+            abandon(store, mb.cfg.key(), err, mb.state.step, tracker)
         raise
     return [store.get_run(c.key()) for c in configs]

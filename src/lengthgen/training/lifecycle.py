@@ -59,13 +59,16 @@ def begin(store: ResultsStore, cfg: RunConfig, config: dict, device, tracker: Tr
         tracker.start(cfg.key(), cfg.name, config)
 
 
-def abandon(store: ResultsStore, key: str, err: BaseException) -> None:
-    """Record run `key` as failed when this process stops training it on an error or an interrupt."""
+def abandon(store: ResultsStore, key: str, err: BaseException, step: int, tracker: Tracker | None) -> None:
+    """Record run `key` as failed when this process stops training it on an error or an interrupt
+    (at `step`); the tracker keeps what it was sent."""
     reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
     try:
         store.mark_failed(key, reason)
     except (ValueError, OSError):  # the store itself is what failed: the error above says so
         pass
+    if tracker is not None:
+        tracker.end(key, "failed", step, [])
 
 
 def is_done(store: ResultsStore, key: str) -> bool:

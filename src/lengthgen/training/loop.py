@@ -52,8 +52,7 @@ def start_run(cfg: RunConfig, store: ResultsStore, device, force: bool, tracker:
     """The run built from its seed, then resumed from its checkpoint when it has one (unless `force`)."""
     warn_if_slow_bf16(cfg.train.bf16, device)
     torch.manual_seed(cfg.seed)
-    task = cfg.task.build()
-    task.set_cache_dir(store.cache_dir())
+    task = cfg.task.build(store.cache_dir())
     model = build_model(cfg, task).to(device)
     opt = make_optimizer(model, cfg)
     sched = make_schedule(opt, cfg)
@@ -121,7 +120,7 @@ def train_run(cfg: RunConfig, store: ResultsStore, progress: Progress | None = N
                 progress.end_run(bar, status, run.state.step, cfg.train.steps)
     except BaseException as err:
         if dp.is_main:
-            abandon(store, key, err)
+            abandon(store, key, err, run.state.step, run.tracker)
         raise
     dp.wait_for_main()
     dp.close()

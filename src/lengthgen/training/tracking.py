@@ -30,7 +30,8 @@ class Tracker(ABC):
 
     @abstractmethod
     def end(self, key: str, status: str, steps: int, metrics: list[dict]) -> None:
-        """The run ended (finished, diverged or stopped early) after `steps`, with its final metric rows."""
+        """The run ended (finished, diverged, failed) after `steps`, with its final metric rows. A run
+        that failed after it ended (its progress display raised) is ended again: nothing happens."""
 
 
 def make_tracker(name: str, root: str | Path) -> Tracker:
@@ -74,7 +75,9 @@ class TensorBoard(Tracker):
             writer.add_scalar(scalar_tag(p["name"]), p["value"], p["step"])
 
     def end(self, key: str, status: str, steps: int, metrics: list[dict]) -> None:
-        writer = self.writers.pop(key)
+        writer = self.writers.pop(key, None)
+        if writer is None:
+            return
         for m in metrics:
             group = f" {m['grp']}" if m["grp"] else ""
             writer.add_scalar(f"final/{m['metric']} [{m['lo']},{m['hi']}]{group}", m["value"], steps)

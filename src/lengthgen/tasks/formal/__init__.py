@@ -51,9 +51,10 @@ no official generator: both choices are ours. Default windows follow the officia
 window 5); ab_d_bc and zot_02 train on [2, 50] (their strings are shorter than the top) and
 test to 100 and 150 (their bins kept the lower window 2); D-2 tests to 100 and 150.
 
-APE offsets. Task parameter `offset_range`: `longest` (the default, the general rule of
-positions.max_offset) or `official` (Huang et al.'s train_with_ce.py: every training example
-shifted by k uniform over [0, L), L = the longest test sequence, so the table has ~2L rows).
+APE offsets. Task parameter `offset_range`: `longest` (the default, the general offset rule
+`longest_sequence` of positions.OFFSET_RULES) or `official` (the rule `longest_test_sequence`,
+Huang et al.'s train_with_ce.py: every training example shifted by k uniform over [0, L), L = the
+longest test sequence, so the table has ~2L rows).
 
 The `uniform` samplers follow formal_languages.md with `length` fixed by the caller; the changes this forces:
 Tomita-5/6 draw uniform bit strings of the given length and reject non-members (exactly the

@@ -14,11 +14,10 @@ from ..base import BOS, PAD, Example, Task, Vocab
 
 LABEL_PREFIX = "L:"
 SAMPLERS = ("official", "uniform")
-# APE training offsets: "longest" (the general rule, positions.max_offset: an example's last ID
-# reaches the longest test sequence's last ID) or "official" (train_with_ce.py offset_and_forward:
-# every example shifted by k uniform in [0, L), L the longest test sequence, whatever its length;
-# the table then has about 2L rows, as their n_positions = 2 * max_seq_length).
-OFFSET_RANGES = ("longest", "official")
+# APE training offsets, the task parameter `offset_range`, by the rule of positions.OFFSET_RULES it
+# names: "longest" (the general rule: an example's last ID reaches the longest test sequence's last
+# ID) or "official" (Huang et al.'s train_with_ce.py: every example shifted over the longest test sequence).
+OFFSET_RULE_OF_RANGE = {"longest": "longest_sequence", "official": "longest_test_sequence"}
 DEAD = None  # the state of a prefix that is not a prefix of any word
 
 
@@ -40,9 +39,9 @@ class FormalLanguage(Task):
         if sampler not in SAMPLERS:
             raise InputError(f"task {self.name!r}: unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)} "
                              "(official = the paper's generators)")
-        if offset_range not in OFFSET_RANGES:
+        if offset_range not in OFFSET_RULE_OF_RANGE:
             raise InputError(f"task {self.name!r}: unknown offset_range {offset_range!r}; allowed: "
-                             f"{', '.join(OFFSET_RANGES)} (official = Huang et al.'s shift range)")
+                             f"{', '.join(OFFSET_RULE_OF_RANGE)} (official = Huang et al.'s shift range)")
         self.sampler = sampler
         self.offset_range = offset_range
         self.vocab = Vocab(list(self.alphabet) + list(self.label_tokens()))
@@ -116,8 +115,9 @@ class FormalLanguage(Task):
     def seq_len(self, length: int) -> int:
         return length + 1
 
-    def max_offset(self, length, longest):
-        return self.seq_len(longest) - 1 if self.offset_range == "official" else None
+    @property
+    def offset_rule(self) -> str:
+        return OFFSET_RULE_OF_RANGE[self.offset_range]
 
     def sample(self, rng, length):
         self.check_length(length)
