@@ -15,7 +15,9 @@ columns; before version 5 its run keys are recomputed from the stored configurat
 disk, damaged). Each running run records its owner (host, process, heartbeat) so that a run left
 `running` by a dead process can be told from a live one (`stale_runs`).
 
-SQLite stores NaN as NULL; metric and curve values read back as NaN in that case.
+Reads return the frozen dataclasses of records.py (`Run`, `MetricRow`, `EvalRow`, `CurvePoint`,
+`Decision`, `Analysis`), their JSON columns parsed; writes take plain dicts. SQLite stores NaN as
+NULL; metric and curve values read back as NaN in that case.
 """
 
 from __future__ import annotations
