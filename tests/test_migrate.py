@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lengthgen import migrate
+from lengthgen import store as store_module
 from lengthgen.cli import main
 from lengthgen.config import load_run_config
 from lengthgen.store import SCHEMA_VERSION, ResultsStore
@@ -70,7 +71,7 @@ def test_a_migration_cut_short_is_finished_by_the_next_opening(old_store, monkey
     def crash(conn, keys):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(migrate, "rename_rows", crash)
+    monkeypatch.setattr(store_module, "rename_rows", crash)
     with pytest.raises(KeyboardInterrupt):
         ResultsStore(root).runs()
     assert sqlite3.connect(root / "results.sqlite").execute("PRAGMA user_version").fetchone()[0] == 4

@@ -24,7 +24,7 @@ from pathlib import Path
 from .config import load_run_config
 from .errors import InputError
 
-FIRST_VERSION = 5  # the first store version whose keys hash the whole configuration
+WHOLE_CONFIG_KEYS_SINCE = 5  # the first store version whose keys hash the whole configuration
 KEY_TABLES = (("runs", "key"), ("metrics", "run_key"), ("curves", "run_key"), ("evals", "run_key"),
               ("memberships", "run_key"))
 JSON_COLUMNS = (("runs", "key", "extra"), ("decisions", "rowid", "decision"), ("analyses", "rowid", "settings"),

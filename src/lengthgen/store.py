@@ -11,8 +11,9 @@ opened lazily per process and thread: SQLite connections must not cross a fork.
 
 Opening a store checks its layout before anything is written: a database of another program is
 refused untouched, one written by a newer lengthgen too, and one of an older layout gains its new
-columns; before version 5 its run keys are recomputed from the stored configurations (migrate.py). Every SQLite failure becomes a ValueError that names its cause (locked, read-only, full
-disk, damaged). Each running run records its owner (host, process, heartbeat) so that a run left
+columns; before version 5 its run keys are recomputed from the stored configurations (migrate.py).
+Every SQLite failure becomes a ValueError that names its cause (locked, read-only, full disk,
+damaged). Each running run records its owner (host, process, heartbeat) so that a run left
 `running` by a dead process can be told from a live one (`stale_runs`).
 
 Reads return the frozen dataclasses of records.py (`Run`, `MetricRow`, `EvalRow`, `CurvePoint`,
@@ -40,8 +41,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import migrate
 from .errors import InputError
+from .migrate import WHOLE_CONFIG_KEYS_SINCE, move_files, new_keys, rename_rows
 from .records import Analysis, CurvePoint, Decision, EvalRow, MetricRow, Run
 from .version import __version__
 
@@ -717,8 +718,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     if version == SCHEMA_VERSION and tables.keys() == expected_layout().keys():
         return
     conn.execute("PRAGMA journal_mode = WAL")
-    keys = migrate.new_keys(conn) if version < migrate.FIRST_VERSION and "runs" in tables else {}
-    migrate.move_files(path.parent, keys)
+    keys = new_keys(conn) if version < WHOLE_CONFIG_KEYS_SINCE and "runs" in tables else {}
+    move_files(path.parent, keys)
 
     def upgrade(c):
         if c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
@@ -730,7 +731,7 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         for column, kind in ADDED_COLUMNS.items():
             if column not in have:
                 c.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-        migrate.rename_rows(c, keys)
+        rename_rows(c, keys)
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     _attempt(conn, upgrade)

@@ -47,10 +47,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .. import records
 from ..config import Bin, ConfigError, RunConfig, Strict, format_validation_error, load_run_config, merged
 from ..errors import InputError
 from ..progress import Progress
+from ..records import Run
 from ..store import ResultsStore
 from ..training import Tracker, train_run
 from .grid import expand
@@ -203,7 +203,7 @@ class Protocol:
         except ConfigError as err:
             raise ConfigError(f"cell {cell.name!r}, configuration {overrides_label(overrides) or '(base)'}: {err}") from None
 
-    def _run(self, cfg: RunConfig, trained: list[str]) -> records.Run:
+    def _run(self, cfg: RunConfig, trained: list[str]) -> Run:
         if self.store.is_finished(cfg.key()):
             self.store.join_experiment(cfg.experiment or "", [cfg.key()])  # reused from another experiment
         else:

@@ -25,7 +25,6 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .. import records
 from ..config import ConfigError, RunConfig, flat_fields
 from ..data import Batch, TrainBatches
 from ..evaluate import autocast
@@ -34,6 +33,7 @@ from ..model import Transformer
 from ..model.penalty import positional_attention_penalty
 from ..model.stacked import StackedAdamW, clip_member_grads, select_members, stack_models
 from ..progress import Progress, Snapshot, eta_s
+from ..records import Run
 from ..store import ResultsStore
 from ..tasks import Task
 from .build import (build_model, lr_factor, make_optimizer, make_schedule, offset_length, output_loss,
@@ -262,7 +262,7 @@ def train_members(ensemble: Ensemble, cfg0: RunConfig, task: Task) -> None:
 
 
 def train_ensemble(configs: list[RunConfig], store: ResultsStore, progress: Progress | None = None, force: bool = False,
-                   tracker: Tracker | None = None) -> list[records.Run]:
+                   tracker: Tracker | None = None) -> list[Run]:
     """Train runs that differ only in seed / train.lr as one batched model; returns the stored runs
     in the order of `configs`. Finished runs are skipped (unless `force`), unfinished ones resume.
     Each member's curves also go to `tracker`."""

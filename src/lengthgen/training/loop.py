@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import records
 from ..config import RunConfig
 from ..data import Batch, TrainBatches, length_buckets
 from ..hardware import warn_if_slow_bf16
 from ..model import Transformer
 from ..model.penalty import positional_attention_penalty
 from ..progress import Progress, Snapshot, eta_s
+from ..records import Run as StoredRun
 from ..store import ResultsStore
 from ..tasks import Task
 from .build import (build_model, loss_on, make_optimizer, make_schedule, offset_length, resolve_device, run_record,
@@ -94,7 +94,7 @@ def train_step(run: Run, net, batch: Batch, share, dp: DataParallel) -> torch.Te
 
 
 def train_run(cfg: RunConfig, store: ResultsStore, progress: Progress | None = None, force: bool = False,
-              tracker: Tracker | None = None) -> records.Run:
+              tracker: Tracker | None = None) -> StoredRun:
     """Train and evaluate one run (resuming from its checkpoint); returns the stored run. Its curves
     also go to `tracker` as they are recorded."""
     key = cfg.key()
