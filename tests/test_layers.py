@@ -62,6 +62,18 @@ def test_no_import_from_a_higher_layer():
     assert not wrong, "\n".join(wrong)
 
 
+def test_no_module_imports_through_the_package():
+    """`from .. import x` below the package runs lengthgen/__init__.py, whose lazy `api` import (the
+    top layer) closes a loop with every module below it: import the module by name instead."""
+    through = []
+    for path in set(PACKAGE.rglob("*.py")) - {PACKAGE / "__init__.py"}:
+        depth = len(path.relative_to(PACKAGE).parts) - 1  # folders below the package
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == depth + 1 and not node.module:
+                through.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not through, through
+
+
 LONGEST_FUNCTION = 60  # lines: every function reads on one screen
 
 
