@@ -1,19 +1,18 @@
 """Learning curves per length bin (`train.curve_bins`), Cho et al.'s recipe options (a cosine
 floor, N(0, 1) embeddings) and the first-layer attention view by position-ID distance."""
 
-import io
-
 import pytest
 import torch
 
 from lengthgen.cli import main
 from lengthgen.config import load_run_config
-from lengthgen.progress import PlainLines
 from lengthgen.report import report
 from lengthgen.report.curves import bin_curves
 from lengthgen.store import ResultsStore
 from lengthgen.training import train_run
 from lengthgen.training.build import build_model, lr_factor
+
+from fakes import StopAt
 
 TINY = {"task": {"name": "coupled_addition", "train_lengths": [1, 3], "eval_bins": [[1, 3], [4, 6]]},
         "model": {"n_layers": 1, "n_heads": 2, "d_model": 16},
@@ -44,16 +43,6 @@ def test_curve_bins_are_stored_per_check_and_plotted(tmp_path):
     assert (tmp_path / "out" / "all_exact_match_greedy_curves.png").stat().st_size > 1000
 
 
-class StopAt(PlainLines):
-    """Interrupts training at a step, as Ctrl-C would (the checkpoint before it stays)."""
-
-    def __init__(self, step):
-        super().__init__(interval_s=0.0, out=io.StringIO())
-        self.step = step
-
-    def show(self, run, snapshot):
-        if snapshot.step >= self.step:
-            raise KeyboardInterrupt
 
 
 def test_curves_survive_an_interrupted_run(tmp_path):

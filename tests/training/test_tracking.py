@@ -2,8 +2,6 @@
 curves per bin) and final metrics as TensorBoard event files under ROOT/tensorboard/<run key>/,
 from a run trained alone, an ensemble and a sweep's worker processes alike."""
 
-import io
-
 import pytest
 
 pytest.importorskip("tensorboard", reason="--tracker tensorboard needs the tracking extra (pip install tensorboard)")
@@ -11,9 +9,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lengthgen.cli import TRACKERS, main  # noqa: E402
 from lengthgen.config import load_run_config  # noqa: E402
-from lengthgen.progress import PlainLines  # noqa: E402
 from lengthgen.store import ResultsStore  # noqa: E402
 from lengthgen.training import TRACKERS as KNOWN, make_tracker, train_ensemble, train_run  # noqa: E402
+
+from fakes import StopAt  # noqa: E402
 
 TINY = {"task": {"name": "parity", "train_lengths": [2, 6], "eval_bins": [[2, 6], [7, 12]]},
         "model": {"n_layers": 1, "n_heads": 1, "d_model": 16},
@@ -43,16 +42,6 @@ def test_a_run_writes_what_the_store_records(tmp_path):
     assert seen["final/exact_match_greedy [7,12]"] == [(20, pytest.approx(final.value))]
 
 
-class StopAt(PlainLines):
-    """Interrupts training at a step, as Ctrl-C would."""
-
-    def __init__(self, step):
-        super().__init__(interval_s=0.0, out=io.StringIO())
-        self.step = step
-
-    def show(self, run, snapshot):
-        if snapshot.step >= self.step:
-            raise KeyboardInterrupt
 
 
 def test_an_interrupted_run_keeps_what_it_sent(tmp_path):
