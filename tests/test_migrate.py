@@ -36,7 +36,7 @@ def old_store(tmp_path):
     root = tmp_path / "store"
     keys = [k for (k,) in sqlite3.connect(root / "results.sqlite").execute("SELECT key FROM runs")]
     for key in keys:  # the files a run leaves: a model, a checkpoint set aside, a TensorBoard folder
-        model, _, aside, board = migrate.run_files(root, key)
+        model, _, aside, board = ResultsStore(root).run_files(key)
         for path in (model, aside, board / "events"):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(key)
@@ -51,7 +51,7 @@ def test_opening_an_older_store_recomputes_every_key_and_loses_nothing(old_store
     for run in runs:
         config = {k: v for k, v in run.config.items() if k != "resolved"}
         assert run.key == load_run_config(config).key() and run.key not in old_keys
-        model, _, aside, board = migrate.run_files(root, run.key)
+        model, _, aside, board = ResultsStore(root).run_files(run.key)
         for path in (model, aside, board / "events"):
             assert path.read_text() in old_keys  # the old run's file, under its new name
     assert _dump(root) == before  # the same rows, run by run
@@ -81,7 +81,7 @@ def test_a_migration_cut_short_is_finished_by_the_next_opening(old_store, monkey
     runs = ResultsStore(root).runs()
     assert len(runs) == len(old_keys)
     for run in runs:
-        assert migrate.run_files(root, run.key)[0].read_text() in old_keys
+        assert ResultsStore(root).run_files(run.key)[0].read_text() in old_keys
 
 
 def test_a_run_whose_config_does_not_load_keeps_its_key(old_store):

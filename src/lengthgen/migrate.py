@@ -20,6 +20,7 @@ import os
 import sqlite3
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from .config import load_run_config
 from .errors import InputError
@@ -36,7 +37,7 @@ def new_keys(conn: sqlite3.Connection) -> dict[str, str]:
     longer loads here (a plugin task not imported, a field since removed) keeps its key, and
     so does a run whose recomputed key another run already has; both are named in a warning."""
     rows = conn.execute("SELECT key, config FROM runs ORDER BY created_at, key").fetchall()
-    keys, kept = {}, []
+    keys, kept, taken = {}, [], {old for old, _ in rows}
     for old, config in rows:
         stored = json.loads(config)
         stored.pop("resolved", None)  # what training derived (table size, vocabulary), not configuration
@@ -46,25 +47,22 @@ def new_keys(conn: sqlite3.Connection) -> dict[str, str]:
         except (InputError, ValueError, TypeError):
             kept.append(old)
             continue
-        if new in keys.values() or (new != old and new in {r[0] for r in rows}):
+        if new != old and new in taken:
             kept.append(old)
         elif new != old:
             keys[old] = new
+            taken.add(new)
     if kept:
         warnings.warn(f"{len(kept)} run(s) keep their key: their configuration does not load here or its key is "
                       f"taken: {', '.join(kept[:10])}{' ...' if len(kept) > 10 else ''}", stacklevel=3)
     return keys
 
 
-def run_files(root: Path, key: str) -> list[Path]:
-    """Every file or folder the store keeps under a run's key."""
-    return [root / "models" / f"{key}.pt", root / "checkpoints" / f"{key}.pt",
-            root / "checkpoints" / f"{key}.pt.corrupt", root / "tensorboard" / key]
-
-
-def move_files(root: Path, keys: dict[str, str]) -> None:
+def move_files(keys: dict[str, str], run_files: Callable[[str], list[Path]]) -> None:
+    """Each file the store keeps under an old key (`ResultsStore.run_files`) to the new key's name;
+    one moved already is skipped."""
     for old, new in keys.items():
-        for src, dst in zip(run_files(root, old), run_files(root, new)):
+        for src, dst in zip(run_files(old), run_files(new)):
             if src.exists() and not dst.exists():
                 os.replace(src, dst)
 

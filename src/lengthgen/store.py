@@ -287,8 +287,21 @@ class ResultsStore:
     def checkpoint_path(self, key: str) -> Path:
         return self.root / "checkpoints" / f"{key}.pt"
 
+    def aside_path(self, key: str) -> Path:
+        """Where a checkpoint that cannot be read is moved aside."""
+        path = self.checkpoint_path(key)
+        return path.with_name(path.name + CORRUPT_SUFFIX)
+
     def model_path(self, key: str) -> Path:
         return self.root / "models" / f"{key}.pt"
+
+    def tensorboard_dir(self) -> Path:
+        """TensorBoard event files, a folder per run key (`--tracker tensorboard`)."""
+        return self.root / "tensorboard"
+
+    def run_files(self, key: str) -> list[Path]:
+        """Every file or folder kept under a run's key (renamed together when keys are recomputed)."""
+        return [self.model_path(key), self.checkpoint_path(key), self.aside_path(key), self.tensorboard_dir() / key]
 
     def plots_dir(self) -> Path:
         return self.root / "plots"
@@ -312,7 +325,7 @@ class ResultsStore:
             checkpoint = load_torch(path, device)
             return check(checkpoint)
         except Exception as err:  # torch raises many types for a bad file; none of them may block the run
-            aside = path.with_name(path.name + CORRUPT_SUFFIX)
+            aside = self.aside_path(key)
             os.replace(path, aside)
             warnings.warn(f"checkpoint of run {key} could not be read ({type(err).__name__}: {err}); moved it to "
                           f"{aside} and restarting the run from step 0", stacklevel=2)
@@ -581,7 +594,7 @@ class ResultsStore:
         with self._sqlite_errors():
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            _retrying(lambda: _prepare(conn, self.path))
+            _retrying(lambda: _prepare(conn, self.path, self.run_files))
         return conn
 
     @contextmanager
@@ -708,8 +721,9 @@ def layout_problem(version: int, tables: dict[str, set[str]], path: Path) -> str
     return None
 
 
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    """Check the database's layout before writing anything to it; create or upgrade it if needed."""
+def _prepare(conn: sqlite3.Connection, path: Path, run_files) -> None:
+    """Check the database's layout before writing anything to it; create or upgrade it if needed
+    (`run_files(key)`: the files a recomputed key renames)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = _layout(conn)
     problem = layout_problem(version, tables, path)
@@ -719,11 +733,9 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         return
     conn.execute("PRAGMA journal_mode = WAL")
     keys = new_keys(conn) if version < WHOLE_CONFIG_KEYS_SINCE and "runs" in tables else {}
-    move_files(path.parent, keys)
+    move_files(keys, run_files)
 
     def upgrade(c):
-        if c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-            return  # another process upgraded the store meanwhile
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 c.execute(statement)
@@ -731,7 +743,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         for column, kind in ADDED_COLUMNS.items():
             if column not in have:
                 c.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-        rename_rows(c, keys)
+        if c.execute("PRAGMA user_version").fetchone()[0] < WHOLE_CONFIG_KEYS_SINCE:  # not done meanwhile
+            rename_rows(c, keys)
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     _attempt(conn, upgrade)

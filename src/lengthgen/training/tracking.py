@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from ..config import ConfigError
+from ..store import ResultsStore
 
 TRACKERS = ("tensorboard",)
 FLUSH_S = 10  # event files are flushed this often: a dashboard shows a live run this late at most
@@ -36,7 +37,7 @@ class Tracker(ABC):
 
 def make_tracker(name: str, root: str | Path) -> Tracker:
     if name == "tensorboard":
-        return TensorBoard(Path(root).resolve() / "tensorboard")  # absolute: workers may start elsewhere
+        return TensorBoard(ResultsStore(root).tensorboard_dir().resolve())  # absolute: workers may start elsewhere
     raise ConfigError(f"--tracker {name!r}: expected one of {', '.join(TRACKERS)}")
 
 
