@@ -11,7 +11,6 @@ column is a plain type that CSV and Parquet can hold.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 from ..config import ConfigError, flat_fields
 from ..records import Run
@@ -56,8 +55,7 @@ def results_frame(store: ResultsStore, experiment: str | None = None):
 
 def _run_columns(run: Run, experiment: str | None) -> dict:
     """The run's columns in each of its rows; its experiment is the one asked for, when one is."""
-    stored = asdict(run)
-    return {**{c: stored[c] for c in RUN_COLUMNS}, "experiment": experiment or run.experiment}
+    return {**{c: getattr(run, c) for c in RUN_COLUMNS}, "experiment": experiment or run.experiment}
 
 
 def frame_text(frame, fmt: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from rich.console import Console
@@ -19,8 +19,8 @@ from rich.table import Table
 
 from ..config import judged_bin
 from ..groups import group_values
-from ..stats import mean_interval
 from ..records import Run
+from ..stats import mean_interval
 from ..store import DONE_STATUSES, ResultsStore, short_key
 from .claims import configuration_id, experiment_point
 
@@ -98,11 +98,13 @@ def bin_label(b: Bin) -> str:
     return f"[{b[0]},{b[1]}]"
 
 
+RUN_FIELDS = frozenset(f.name for f in fields(Run))
+
+
 def _field(run: Run, name: str):
     """A run column (task, positional, seed, ...) or a dotted config path (model.n_layers)."""
-    columns = asdict(run)
-    if name in columns:
-        return columns[name]
+    if name in RUN_FIELDS:
+        return getattr(run, name)
     value = run.config
     for part in name.split("."):
         value = value.get(part) if isinstance(value, dict) else None
